@@ -1,0 +1,34 @@
+# The two commands of the README:
+#   make book   install into .venv, execute every notebook in ci mode, build _build/html
+#   make test   install into .venv, run the test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Progress bars are for people; logs in CI stay readable without them.
+RUN_FLAGS ?= $(if $(CI),--no-progress,)
+PYTEST_FLAGS ?=
+
+.PHONY: install book run build test lab clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==26.3"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Always executes: the book is never stale after a change in src/.
+book: install
+	$(PY) -m actionbook run --mode ci $(RUN_FLAGS)
+	$(PY) -m actionbook build --mode ci
+
+test: install
+	$(PY) -m pytest $(PYTEST_FLAGS)
+
+lab: install
+	$(VENV)/bin/jupyter lab
+
+clean:
+	rm -rf _build

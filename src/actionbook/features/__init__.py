@@ -1,0 +1,1 @@
+"""Frozen torchvision backbones and the shared on-disk feature cache."""

@@ -1,0 +1,285 @@
+"""Execute the book's notebooks with papermill: `python -m actionbook run`.
+
+Each notebook is a jupytext MyST-markdown file with one cell tagged `parameters` that
+defines at least `mode`. The runner
+
+1. finds the notebooks (those given, or every notebook listed in `_toc.yml`),
+2. converts each to `.ipynb` and checks every `-p NAME VALUE` against its parameters
+   cell *before anything runs* (unknown names and values of the wrong type are refused),
+3. executes each with papermill, `mode` and the `-p` values injected after the
+   parameters cell, in the notebook's own folder,
+4. writes the executed notebook to `_build/executed/<mode>/<path>.ipynb` (atomically:
+   a failed run leaves `<name>.failed.ipynb` beside it for inspection and never
+   overwrites the last good one), printing progress and each notebook's wall time.
+
+A failing cell stops the run with a non-zero exit naming the notebook and the cell.
+The runner always executes: there is no execution cache, so a change in `src/` always
+shows in the next `make book`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from actionbook import MODES
+from actionbook.paths import ROOT
+
+
+class RunnerError(Exception):
+    """A problem found before or while running notebooks; its message says what to fix."""
+
+
+@dataclass
+class Notebook:
+    source: Path                 # the jupytext .md file
+    name: str                    # its path relative to the book root, without suffix
+    params: dict[str, Any] = field(default_factory=dict)  # name -> default value
+
+
+# --------------------------------------------------------------------------- discovery
+
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every `file:` entry of `_toc.yml`, in reading order (without suffix)."""
+    toc = root / "_toc.yml"
+    if not toc.exists():
+        raise RunnerError(f"{toc} not found: the runner lists the book's notebooks from it")
+    data = yaml.safe_load(toc.read_text())
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if key in node:
+                    out.append(str(node[key]))
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(data)
+    return out
+
+
+def resolve_source(entry: str, root: Path = ROOT) -> Path:
+    """The file behind a `_toc.yml` entry (`book/intro` -> `book/intro.md`)."""
+    p = root / entry
+    for cand in (p, p.with_suffix(".md"), Path(str(p) + ".md")):
+        if cand.is_file():
+            return cand
+    raise RunnerError(f"_toc.yml lists {entry!r} but no file {p}.md exists")
+
+
+def is_notebook(path: Path) -> bool:
+    """A jupytext markdown notebook carries a `kernelspec` in its front matter."""
+    if path.suffix != ".md":
+        return False
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return False
+    end = text.find("\n---", 3)
+    front = yaml.safe_load(text[3:end]) if end > 0 else None
+    return isinstance(front, dict) and "kernelspec" in front
+
+
+def book_notebooks(root: Path = ROOT) -> list[Path]:
+    """Every executable notebook of `_toc.yml`, in reading order."""
+    return [p for p in (resolve_source(e, root) for e in toc_files(root)) if is_notebook(p)]
+
+
+def _display_name(path: Path) -> str:
+    path = path.resolve()
+    try:
+        return str(path.relative_to(ROOT).with_suffix(""))
+    except ValueError:
+        return path.stem
+
+
+# --------------------------------------------------------------------------- parameters
+
+def _to_ipynb(source: Path, dest: Path) -> None:
+    import jupytext
+
+    nb = jupytext.read(source)
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                          "language": "python"})
+    jupytext.write(nb, dest, fmt="ipynb")
+
+
+def read_parameters(ipynb: Path, source: Path) -> dict[str, Any]:
+    """The names and default values of the `parameters` cell."""
+    import nbformat
+
+    nb = nbformat.read(ipynb, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise RunnerError(f"{source}: no cell is tagged `parameters` (give the first code cell "
+                          "the tag, e.g. ```{code-cell} ipython3 :tags: [parameters]```)")
+    if len(cells) > 1:
+        raise RunnerError(f"{source}: {len(cells)} cells are tagged `parameters`; keep one")
+    ns: dict[str, Any] = {}
+    try:
+        exec(compile(cells[0].source, f"{source}:parameters", "exec"), {}, ns)
+    except Exception as e:  # a parameters cell must be plain assignments
+        raise RunnerError(f"{source}: the parameters cell must hold plain assignments "
+                          f"of literals; running it failed with {type(e).__name__}: {e}") from e
+    params = {k: v for k, v in ns.items() if not k.startswith("_")}
+    if "mode" not in params:
+        raise RunnerError(f"{source}: the parameters cell does not define `mode`")
+    return params
+
+
+def parse_value(text: str) -> Any:
+    """`-p` values are read as YAML scalars, like papermill's CLI: 3 -> int, 0.1 -> float,
+    true -> bool, [1, 2] -> list, anything else stays a string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def check_parameters(nb: Notebook, given: dict[str, str]) -> dict[str, Any]:
+    """Check `-p` names and value types against the notebook's parameters cell."""
+    out: dict[str, Any] = {}
+    for name, raw in given.items():
+        if name not in nb.params:
+            raise RunnerError(
+                f"{nb.source}: unknown parameter {name!r}; this notebook's parameters are: "
+                f"{', '.join(sorted(nb.params))}")
+        default = nb.params[name]
+        value = parse_value(raw)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        elif isinstance(default, str):
+            ok, value = True, raw  # keep the text exactly as typed
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, list)
+        else:  # None or another type: accept what YAML gives
+            ok = True
+        if not ok:
+            raise RunnerError(f"{nb.source}: parameter {name!r} expects a "
+                              f"{type(default).__name__} (default {default!r}), got {raw!r}")
+        out[name] = value
+    return out
+
+
+# --------------------------------------------------------------------------- execution
+
+def _failed_cell(out_nb: Path, exec_count: int | None) -> str:
+    import nbformat
+
+    try:
+        nb = nbformat.read(out_nb, as_version=4)
+    except Exception:
+        return ""
+    for i, c in enumerate(nb.cells):
+        if c.cell_type == "code" and exec_count is not None and c.get("execution_count") == exec_count:
+            first = next((ln for ln in c.source.splitlines() if ln.strip()), "")
+            return f"cell {i} (In [{exec_count}]): {first[:80]}"
+    return f"cell In [{exec_count}]" if exec_count is not None else ""
+
+
+def execute(nb: Notebook, ipynb: Path, *, mode: str, params: dict[str, Any], out_dir: Path,
+            progress: bool = True) -> float:
+    """Execute one converted notebook; return its wall time in seconds."""
+    import papermill as pm
+
+    out = out_dir / mode / (nb.name + ".ipynb")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.stem + ".partial.ipynb")
+    failed = out.with_name(out.stem + ".failed.ipynb")
+    os.environ["ACTIONBOOK_NOTEBOOK"] = str(nb.source)  # recorded in results metadata
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(ipynb), str(partial), parameters={"mode": mode, **params},
+                            cwd=str(nb.source.parent), progress_bar=progress, kernel_name="python3",
+                            language="python")
+    except pm.PapermillExecutionError as e:
+        os.replace(partial, failed)
+        where = _failed_cell(failed, e.exec_count) or f"cell {e.cell_index}"
+        raise RunnerError(f"{nb.source}: {where} failed with {e.ename}: {e.evalue}\n"
+                          f"  the executed notebook is at {failed}") from None
+    os.replace(partial, out)
+    failed.unlink(missing_ok=True)
+    return time.perf_counter() - t0
+
+
+def run(notebooks: list[Path], *, mode: str, params: dict[str, str], out_dir: Path,
+        progress: bool = True) -> dict[str, float]:
+    """Check every notebook's parameters first, then execute them in order."""
+    from tqdm.auto import tqdm
+
+    if mode not in MODES:
+        raise RunnerError(f"unknown mode {mode!r}: valid modes are {', '.join(MODES)}")
+    if "mode" in params:
+        raise RunnerError("set the mode with --mode, not -p mode")
+    tmp = Path(tempfile.mkdtemp(prefix="actionbook-run-"))
+    plan = []
+    for src in notebooks:
+        src = Path(src).resolve()
+        if not src.is_file():
+            raise RunnerError(f"{src}: no such notebook")
+        if not is_notebook(src):
+            raise RunnerError(f"{src}: not a jupytext notebook (no kernelspec in its front matter)")
+        ipynb = tmp / f"{len(plan):03d}-{src.stem}.ipynb"
+        _to_ipynb(src, ipynb)
+        nb = Notebook(src, _display_name(src))
+        nb.params = read_parameters(ipynb, src)
+        plan.append((nb, ipynb, check_parameters(nb, params)))
+
+    times: dict[str, float] = {}
+    bar = tqdm(plan, desc=f"book ({mode})", unit="notebook", disable=not progress, file=sys.stderr)
+    for nb, ipynb, p in bar:
+        bar.set_postfix_str(nb.name)
+        times[nb.name] = execute(nb, ipynb, mode=mode, params=p, out_dir=out_dir, progress=progress)
+        print(f"  {nb.name}: {times[nb.name]:.1f} s", file=sys.stderr, flush=True)
+    return times
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", required=True, choices=MODES,
+                   help="ci: generated benchmark at toy size on the CPU; full: the paper's setup on a GPU")
+    p.add_argument("notebooks", nargs="*", type=Path,
+                   help="jupytext notebooks to run (default: every notebook of _toc.yml)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a parameter of the notebooks' `parameters` cell (repeatable)")
+    p.add_argument("--out", type=Path, default=ROOT / "_build" / "executed",
+                   help="where executed notebooks go (default: _build/executed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    params = dict(args.parameter)
+    notebooks = args.notebooks or book_notebooks()
+    t0 = time.perf_counter()
+    try:
+        times = run(notebooks, mode=args.mode, params=params, out_dir=args.out,
+                    progress=not args.no_progress)
+    except RunnerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    total = time.perf_counter() - t0
+    summary = args.out / args.mode / "timings.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(summary.read_text()) if summary.exists() else {}
+    old.update({k: round(v, 2) for k, v in times.items()})
+    summary.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n")
+    print(f"ran {len(times)} notebook(s) in {total:.1f} s; executed notebooks in {args.out / args.mode}",
+          file=sys.stderr)
+    return 0

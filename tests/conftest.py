@@ -1,0 +1,66 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need CUDA; without it they are skipped, never failed."""
+    try:
+        import torch
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def actionbook_cli(tmp_path):
+    """Run `python -m actionbook ...` in a subprocess with results/caches under tmp_path."""
+    import subprocess
+
+    def run(*args, env=None, timeout=300):
+        e = dict(os.environ)
+        e.setdefault("ACTIONBOOK_RESULTS", str(tmp_path / "results"))
+        e.setdefault("ACTIONBOOK_CACHE", str(tmp_path / "cache"))
+        e.update(env or {})
+        return subprocess.run([sys.executable, "-m", "actionbook", *map(str, args)], capture_output=True,
+                              text=True, env=e, timeout=timeout, cwd=ROOT)
+
+    return run
+
+
+NOTEBOOK_HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A test notebook
+"""
+
+
+def write_notebook(path: Path, *cells: str, params: str = 'mode = "ci"\nseed = 0') -> Path:
+    """A jupytext MyST notebook whose first code cell (tagged `parameters`) holds `params`."""
+    body = [NOTEBOOK_HEADER]
+    if params is not None:
+        body.append("```{code-cell} ipython3\n:tags: [parameters]\n\n" + params + "\n```\n")
+    for c in cells:
+        body.append("```{code-cell} ipython3\n" + c + "\n```\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(body))
+    return path

@@ -1,0 +1,123 @@
+"""The papermill runner: parameters are checked before anything runs, injected values reach
+the notebook, failures name the notebook and the cell."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from actionbook import runner
+from conftest import write_notebook
+
+SAVE = """
+import pandas as pd
+from actionbook import results
+results.save(pd.DataFrame({"seed": [seed], "tag": [tag], "mode": [mode]}), mode=mode,
+             chapter="test", experiment="params", seed=seed, config={"tag": tag})
+"""
+
+
+@pytest.mark.notebooks
+def test_run_injects_parameters_and_writes_results(tmp_path, actionbook_cli):
+    nb = write_notebook(tmp_path / "nb.md", SAVE, params='mode = "ci"\nseed = 0\ntag = "default"')
+    out = tmp_path / "executed"
+    r = actionbook_cli("run", "--mode", "ci", nb, "-p", "seed", "3", "-p", "tag", "007", "--out", out,
+                       "--no-progress")
+    assert r.returncode == 0, r.stderr
+    csv = tmp_path / "results" / "ci" / "test" / "params.csv"
+    df = pd.read_csv(csv, dtype={"tag": str})
+    assert df.loc[0, "seed"] == 3 and df.loc[0, "tag"] == "007" and df.loc[0, "mode"] == "ci"
+    meta = json.loads(csv.with_suffix(".json").read_text())
+    assert meta["seed"] == 3 and meta["config"] == {"tag": "007"} and meta["mode"] == "ci"
+    assert meta["entry"].endswith("nb.md")
+    assert (out / "ci" / "nb.ipynb").is_file()
+    assert "nb" in json.loads((out / "ci" / "timings.json").read_text())
+
+
+@pytest.mark.notebooks
+def test_failing_cell_names_notebook_and_cell(tmp_path, actionbook_cli):
+    nb = write_notebook(tmp_path / "broken.md", "x = 1", "raise ValueError('boom at step 2')")
+    out = tmp_path / "executed"
+    r = actionbook_cli("run", "--mode", "ci", nb, "--out", out, "--no-progress")
+    assert r.returncode != 0
+    assert "broken.md" in r.stderr and "boom at step 2" in r.stderr and "ValueError" in r.stderr
+    assert "raise ValueError" in r.stderr  # the failing cell's first line
+    assert (out / "ci" / "broken.failed.ipynb").is_file()
+    assert not (out / "ci" / "broken.ipynb").exists()
+
+
+def test_bogus_mode_is_refused_naming_valid_modes(actionbook_cli):
+    r = actionbook_cli("run", "--mode", "bogus")
+    assert r.returncode != 0
+    assert "'ci'" in r.stderr and "'full'" in r.stderr
+
+
+def test_unknown_parameter_refused_before_anything_runs(tmp_path, actionbook_cli):
+    first = write_notebook(tmp_path / "a.md", SAVE, params='mode = "ci"\nseed = 0\ntag = "x"')
+    second = write_notebook(tmp_path / "b.md", "pass")  # has no `tag`
+    out = tmp_path / "executed"
+    r = actionbook_cli("run", "--mode", "ci", first, second, "-p", "tag", "y", "--out", out)
+    assert r.returncode != 0
+    assert "unknown parameter 'tag'" in r.stderr and "b.md" in r.stderr and "seed" in r.stderr
+    assert not out.exists(), "nothing may run when a parameter is refused"
+    assert not (tmp_path / "results").exists()
+
+
+def test_no_such_param(tmp_path, actionbook_cli):
+    nb = write_notebook(tmp_path / "a.md", "pass")
+    r = actionbook_cli("run", "--mode", "ci", nb, "-p", "no_such_param", "1", "--out", tmp_path / "o")
+    assert r.returncode != 0 and "no_such_param" in r.stderr
+
+
+@pytest.mark.parametrize("value, default, ok", [
+    ("3", 0, True), ("abc", 0, False), ("0.5", 0, False), ("true", 0, False),
+    ("3", 0.1, True), ("x", 0.1, False), ("true", False, True), ("1", False, False),
+    ("0012", "s", True), ("[1, 2]", [3], True), ("1", [3], False), ("anything", None, True),
+])
+def test_parameter_types_checked(tmp_path, value, default, ok):
+    nb = runner.Notebook(tmp_path / "n.md", "n", {"mode": "ci", "p": default})
+    if ok:
+        got = runner.check_parameters(nb, {"p": value})["p"]
+        if isinstance(default, str):
+            assert got == value  # strings stay exactly as typed
+        elif isinstance(default, float):
+            assert isinstance(got, float)
+    else:
+        with pytest.raises(runner.RunnerError, match="expects a"):
+            runner.check_parameters(nb, {"p": value})
+
+
+def test_mode_must_not_be_a_p_parameter(tmp_path):
+    nb = write_notebook(tmp_path / "a.md", "pass")
+    with pytest.raises(runner.RunnerError, match="--mode"):
+        runner.run([nb], mode="ci", params={"mode": "full"}, out_dir=tmp_path / "o", progress=False)
+
+
+def test_notebook_without_parameters_cell(tmp_path):
+    nb = write_notebook(tmp_path / "a.md", "pass", params=None)
+    with pytest.raises(runner.RunnerError, match="tagged `parameters`"):
+        runner.run([nb], mode="ci", params={}, out_dir=tmp_path / "o", progress=False)
+
+
+def test_parameters_cell_without_mode(tmp_path):
+    nb = write_notebook(tmp_path / "a.md", "pass", params="seed = 0")
+    with pytest.raises(runner.RunnerError, match="does not define `mode`"):
+        runner.run([nb], mode="ci", params={}, out_dir=tmp_path / "o", progress=False)
+
+
+def test_plain_markdown_is_not_a_notebook(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Just prose\n\nNo code here.\n")
+    assert not runner.is_notebook(page)
+    assert runner.is_notebook(write_notebook(tmp_path / "nb.md", "pass"))
+    with pytest.raises(runner.RunnerError, match="not a jupytext notebook"):
+        runner.run([page], mode="ci", params={}, out_dir=tmp_path / "o", progress=False)
+
+
+def test_toc_walk_in_reading_order(tmp_path):
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n  - caption: A\n    chapters:\n      - file: a/one\n"
+        "        sections:\n          - file: a/two\n  - caption: B\n    chapters:\n      - file: b\n")
+    assert runner.toc_files(tmp_path) == ["intro", "a/one", "a/two", "b"]
+    with pytest.raises(runner.RunnerError, match="a/one"):
+        runner.resolve_source("a/one", tmp_path)
