@@ -55,10 +55,11 @@ def test_paper_vs_ours_keeps_the_two_apart():
     t = results.paper_vs_ours(ours, paper, on=["T"], value="acc", paper_label="paper: UCF-101",
                               ours_label="ours: benchmark (ci)")
     assert list(t.columns) == ["T", "paper: UCF-101", "ours: benchmark (ci)"]
-    row5 = t[t["T"] == "5"].iloc[0]
+    assert list(t["T"]) == [5, 15, 25], "the paper's row order, keys keep their type"
+    row5 = t[t["T"] == 5].iloc[0]
     assert row5["paper: UCF-101"] == "84.1"
     assert row5["ours: benchmark (ci)"] == "82.0 ± 2.0 (n=3)"
-    assert t[t["T"] == "25"].iloc[0]["ours: benchmark (ci)"] == "—"  # the paper-only row stays
+    assert t[t["T"] == 25].iloc[0]["ours: benchmark (ci)"] == "—"  # the paper-only row stays
 
 
 def test_paper_vs_ours_names_missing_columns():

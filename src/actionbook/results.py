@@ -169,9 +169,15 @@ def paper_vs_ours(ours: pd.DataFrame, paper: pd.DataFrame, *, on: Sequence[str],
     p = paper[on + [paper_value]].rename(columns={paper_value: paper_label})
     p[paper_label] = [("—" if pd.isna(v) else f"{v:.{digits}f}") if not isinstance(v, str) else v
                       for v in p[paper_label]]
-    key_types = {c: str for c in on}
-    merged = p.astype(key_types).merge(s[on + [ours_label]].astype(key_types), on=on, how="outer",
-                                       sort=False)
+    left, right = p, s[on + [ours_label]].copy()
+    for c in on:  # join keys of different types (e.g. 5 vs "5") as text
+        if left[c].dtype != right[c].dtype:
+            left[c], right[c] = left[c].astype(str), right[c].astype(str)
+    left["_paper_order"], right["_ours_order"] = range(len(left)), range(len(right))
+    merged = left.merge(right, on=on, how="outer")
+    # the paper's rows in the paper's order, then rows only we have, in our order
+    merged = merged.sort_values(["_paper_order", "_ours_order"], na_position="last", kind="stable")
+    merged = merged.drop(columns=["_paper_order", "_ours_order"]).reset_index(drop=True)
     return merged.fillna("—")
 
 
