@@ -1,0 +1,547 @@
+"""Drawing the generated benchmark: group styles, backgrounds, shapes and the scenes of every class.
+
+This is the private engine behind `actionbook.data.generate`. A video is a *scene*: a
+background (texture + clutter + lighting, in the style of its group) and a few *tracks*,
+one per object, each giving the object's kind, colour and, per frame, its position, size,
+angle, opacity and how far its four quarters have flown apart. `render` turns a scene into
+frames, adding camera jitter and pixel noise.
+
+Everything is plain NumPy on small patches: an object is drawn by evaluating the signed
+distance function (SDF) of its shape on the pixels of its bounding box only, and the SDF
+gives anti-aliased coverage for free (`alpha = clip(0.5 - distance_in_pixels, 0, 1)`).
+
+Every shape kind has the *same area* (that of a disc of radius `size`), and the checker
+texture has the same mean colour as a plain square, so that no appearance class can be told
+from how many object-coloured pixels a frame holds.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+KINDS = ("disc", "square", "triangle", "cross", "ring", "checker")
+"""Every object kind the generator draws (the labels of `static_images`)."""
+
+TEXTURES = ("blobs", "stripes", "tiles", "rings")
+"""Background texture families; each group uses one, with its own palette and scale."""
+
+# Shape constants (units of `size`): each kind covers an area of pi * size**2.
+_A_SQ = math.sqrt(math.pi) / 2  # half side of the square: (2a)^2 = pi
+_H_TRI = math.sqrt(math.pi / (3 * math.sqrt(3)))  # inradius of the triangle: 3*sqrt(3)*h^2 = pi
+_L_CROSS = math.sqrt(9 * math.pi / 20)  # half length of a cross arm (arm half width L/3): 20 L^2 / 9 = pi
+_T_CROSS = _L_CROSS / 3
+_R_RING, _W_RING = 1.0, 0.25  # ring: radii 0.75 .. 1.25, area pi (1.25^2 - 0.75^2) = pi
+
+
+# ----------------------------------------------------------------------------- styles
+
+
+@dataclass(frozen=True)
+class Style:
+    """The look of one group (UCF-101's groups are clips of one actor in one place).
+
+    Colours are RGB in 0..255. `obj_colors` are the two object colours of the group (a
+    tint and its complement); a scene's first object takes one at random, a second object
+    the other, so colour never names a class.
+    """
+
+    texture: str  # one of TEXTURES
+    palette: tuple[tuple[float, float, float], tuple[float, float, float]]  # background colours
+    scale: float  # texture period / blob size, in units of the frame's shorter side
+    angle: float  # texture orientation, radians
+    clutter: int  # at most this many static clutter blobs per video
+    gain: float  # overall lighting
+    gradient: tuple[float, float]  # lighting slope (x, y) per shorter side
+    obj_colors: tuple[tuple[float, float, float], tuple[float, float, float]]
+    noise: float  # pixel noise standard deviation, 0..255 scale
+    jitter: float  # camera jitter amplitude, in units of the shorter side
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
+    r, g, b = colorsys.hsv_to_rgb(h % 1.0, s, v)
+    return (255 * r, 255 * g, 255 * b)
+
+
+def make_style(rng: np.random.Generator) -> Style:
+    """A random group style: texture family, palette, lighting, object tint, noise, jitter."""
+    light = rng.uniform(0.25, 0.75)  # background brightness
+    contrast = rng.uniform(0.10, 0.28)
+    h_bg, s_bg = rng.uniform(0, 1), rng.uniform(0.08, 0.5)
+    palette = (
+        _hsv(h_bg, s_bg, light - contrast / 2),
+        _hsv(h_bg + rng.uniform(-0.12, 0.12), s_bg, light + contrast / 2),
+    )
+    # Objects stand out by brightness: dark on light backgrounds, light on dark ones.
+    v_obj = light - rng.uniform(0.32, 0.45) if light > 0.5 else light + rng.uniform(0.32, 0.45)
+    v_obj = float(np.clip(v_obj, 0.08, 0.9))
+    h_obj, s_obj = rng.uniform(0, 1), rng.uniform(0.45, 0.9)
+    obj_colors = (_hsv(h_obj, s_obj, v_obj), _hsv(h_obj + 0.5, s_obj, v_obj))
+    g = rng.uniform(0, 0.25)
+    phi = rng.uniform(0, 2 * math.pi)
+    return Style(
+        texture=TEXTURES[int(rng.integers(len(TEXTURES)))],
+        palette=palette,
+        scale=float(rng.uniform(0.12, 0.4)),
+        angle=float(rng.uniform(0, math.pi)),
+        clutter=int(rng.integers(0, 7)),
+        gain=float(rng.uniform(0.8, 1.1)),
+        gradient=(g * math.cos(phi), g * math.sin(phi)),
+        obj_colors=obj_colors,
+        noise=float(rng.uniform(2.0, 8.0)),
+        jitter=float(rng.uniform(0.0, 0.03)),
+    )
+
+
+# ----------------------------------------------------------------------------- backgrounds
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
+    """Gaussian-blurred white noise (blur `sigma` pixels) scaled to about 0..1; (h, w)."""
+    z = rng.standard_normal((h, w))
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    k = np.exp(-2 * (math.pi * sigma) ** 2 * (fx**2 + fy**2))
+    n = np.fft.irfft2(np.fft.rfft2(z) * k, s=(h, w))
+    n = (n - n.mean()) / (n.std() + 1e-8)
+    return np.clip(0.5 + 0.22 * n, 0, 1)
+
+
+def background(style: Style, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A background of the group's texture with this video's own phase and clutter; (h, w, 3) float32."""
+    m = min(h, w)
+    period = style.scale * m
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    c, s = math.cos(style.angle), math.sin(style.angle)
+    u, v = (c * xx + s * yy) / period, (-s * xx + c * yy) / period
+    phase = rng.uniform(0, 2 * math.pi, size=2)
+    if style.texture == "stripes":
+        pattern = 0.5 + 0.5 * np.sin(2 * math.pi * u + phase[0])
+    elif style.texture == "tiles":
+        pattern = 0.5 + 0.5 * np.sin(2 * math.pi * u + phase[0]) * np.sin(2 * math.pi * v + phase[1])
+    elif style.texture == "rings":
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        pattern = 0.5 + 0.5 * np.sin(2 * math.pi * np.hypot(xx - cx, yy - cy) / period + phase[0])
+    else:  # blobs
+        pattern = _smooth_noise(rng, h, w, period / 3)
+    n = 0.7 * pattern + 0.3 * _smooth_noise(rng, h, w, max(1.0, period / 6))  # (h, w)
+    c1, c2 = np.array(style.palette, dtype=np.float64)
+    img = c1 + (c2 - c1) * n[..., None]  # (h, w, 3)
+    # Static clutter: soft ellipses in palette colours, brighter or darker.
+    for _ in range(int(rng.integers(0, style.clutter + 1))):
+        ex, ey = rng.uniform(0, w), rng.uniform(0, h)
+        a, b = rng.uniform(0.03, 0.12) * m, rng.uniform(0.01, 0.04) * m
+        th = rng.uniform(0, math.pi)
+        du, dv = xx - ex, yy - ey
+        eu = (math.cos(th) * du + math.sin(th) * dv) / a
+        ev = (-math.sin(th) * du + math.cos(th) * dv) / b
+        alpha = np.clip(0.5 - (np.sqrt(eu**2 + ev**2) - 1) * b, 0, 1) * rng.uniform(0.5, 0.9)
+        col = np.array(style.palette[int(rng.integers(2))]) * rng.choice([0.7, 1.3])
+        img += (np.clip(col, 0, 255) - img) * alpha[..., None]
+    return img.astype(np.float32)
+
+
+def lighting(style: Style, h: int, w: int) -> np.ndarray:
+    """The group's lighting as a per-pixel gain in camera coordinates; (h, w, 1) float32."""
+    m = min(h, w)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gx, gy = style.gradient
+    light = style.gain * (1 + gx * (xx - w / 2) / m + gy * (yy - h / 2) / m)
+    return light[..., None].astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def _sdf(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Signed distance (negative inside) to the shape's outline, in units of size."""
+    if kind == "disc":
+        return np.hypot(u, v) - 1
+    if kind in ("square", "checker"):
+        return np.maximum(np.abs(u), np.abs(v)) - _A_SQ
+    if kind == "triangle":  # equilateral, centroid at the origin, edge normals at -90, 30, 150 deg
+        d = np.maximum(-v, 0.8660254 * u + 0.5 * v)
+        return np.maximum(d, -0.8660254 * u + 0.5 * v) - _H_TRI
+    if kind == "cross":
+        au, av = np.abs(u), np.abs(v)
+        bar1 = np.maximum(au - _L_CROSS, av - _T_CROSS)
+        bar2 = np.maximum(au - _T_CROSS, av - _L_CROSS)
+        return np.minimum(bar1, bar2)
+    if kind == "ring":
+        return np.abs(np.hypot(u, v) - _R_RING) - _W_RING
+    raise ValueError(f"unknown object kind {kind!r}; kinds are {KINDS}")
+
+
+def _coverage(kind: str, u: np.ndarray, v: np.ndarray, size: float, spread: float) -> np.ndarray:
+    """Anti-aliased coverage 0..1 of a shape, or of its four quarters pushed `spread` apart."""
+    if spread <= 0:
+        return np.clip(0.5 - _sdf(kind, u, v) * size, 0, 1)
+    total = np.zeros(np.broadcast_shapes(u.shape, v.shape), dtype=np.float32)
+    for sx in (-1.0, 1.0):
+        for sy in (-1.0, 1.0):
+            uq, vq = u - sx * spread, v - sy * spread  # coordinates of this quarter's piece
+            inside = np.clip(0.5 + sx * uq * size, 0, 1) * np.clip(0.5 + sy * vq * size, 0, 1)
+            total += np.clip(0.5 - _sdf(kind, uq, vq) * size, 0, 1) * inside
+    return np.minimum(total, 1)
+
+
+@dataclass
+class Track:
+    """One object of a scene. Per-frame arrays have the track's own length; the track is
+    shown from video frame `start` on (multi-label videos place actions in time this way)."""
+
+    kind: str
+    color: tuple[float, float, float]
+    x: np.ndarray  # (L,) centre, pixels
+    y: np.ndarray  # (L,)
+    size: np.ndarray  # (L,) radius of the equal-area disc, pixels
+    angle: np.ndarray  # (L,) radians
+    alpha: np.ndarray | None = None  # (L,) opacity; None = opaque
+    spread: np.ndarray | None = None  # (L,) quarter offset in units of size; None = whole
+    start: int = 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def draw(frame: np.ndarray, tr: Track, i: int, dx: float = 0.0, dy: float = 0.0) -> None:
+    """Draw frame `i` of track `tr` into `frame` (H, W, 3) float32, in place, shifted by (-dx, -dy)."""
+    size = float(tr.size[i])
+    opacity = 1.0 if tr.alpha is None else float(tr.alpha[i])
+    if size < 0.5 or opacity <= 0:
+        return
+    spread = 0.0 if tr.spread is None else float(tr.spread[i])
+    cx, cy = float(tr.x[i]) - dx, float(tr.y[i]) - dy
+    r = size * (1.8 + 1.5 * spread) + 1
+    h, w = frame.shape[:2]
+    x0, x1 = max(int(cx - r), 0), min(int(cx + r) + 2, w)
+    y0, y1 = max(int(cy - r), 0), min(int(cy + r) + 2, h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    px = np.arange(x0, x1, dtype=np.float32)[None, :] - cx  # (1, pw)
+    py = np.arange(y0, y1, dtype=np.float32)[:, None] - cy  # (ph, 1)
+    c, s = math.cos(tr.angle[i]), math.sin(tr.angle[i])
+    u = (c * px + s * py) / size  # (ph, pw) object coordinates, units of size
+    v = (-s * px + c * py) / size
+    alpha = _coverage(tr.kind, u, v, size, spread) * opacity  # (ph, pw)
+    color = np.asarray(tr.color, dtype=np.float32)  # (3,)
+    if tr.kind == "checker":
+        # 4 x 4 cells; each colour channel swings by the same amount up and down, so the
+        # texture's mean colour equals the plain square's.
+        cell = _A_SQ / 2
+        sign = np.sign(np.sin(math.pi * u / cell) * np.sin(math.pi * v / cell))  # (ph, pw)
+        swing = 0.45 * np.minimum(color, 255 - color)  # (3,)
+        obj = color + sign[..., None] * swing  # (ph, pw, 3)
+    else:
+        obj = color
+    patch = frame[y0:y1, x0:x1]
+    patch += (obj - patch) * alpha[..., None]
+
+
+def jitter_path(rng: np.random.Generator, n: int, amplitude: int) -> np.ndarray:
+    """Integer camera offsets (n, 2) = (dx, dy): a smooth AR(1) walk within +-amplitude."""
+    if amplitude <= 0:
+        return np.zeros((n, 2), dtype=np.int64)
+    eps = rng.standard_normal((n, 2))
+    z = np.zeros((n, 2))
+    z[0] = eps[0]
+    for t in range(1, n):
+        z[t] = 0.85 * z[t - 1] + 0.5 * eps[t]
+    return np.clip(np.rint(z * amplitude / 1.5), -amplitude, amplitude).astype(np.int64)
+
+
+def render(
+    tracks: list[Track],
+    *,
+    num_frames: int,
+    height: int,
+    width: int,
+    style: Style,
+    bg_rng: np.random.Generator,
+    noise_rng: np.random.Generator,
+) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 of a scene: background, objects, camera jitter, lighting, noise."""
+    m = min(height, width)
+    pad = max(1, round(style.jitter * m)) if style.jitter > 0 else 0
+    bg = background(style, bg_rng, height + 2 * pad, width + 2 * pad)  # (H + 2p, W + 2p, 3)
+    light = lighting(style, height, width)  # (H, W, 1)
+    shake = jitter_path(bg_rng, num_frames, pad)  # (T, 2)
+    out = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        dx, dy = int(shake[t, 0]), int(shake[t, 1])
+        frame = bg[pad + dy : pad + dy + height, pad + dx : pad + dx + width].copy()  # (H, W, 3)
+        for tr in tracks:
+            i = t - tr.start
+            if 0 <= i < len(tr):
+                draw(frame, tr, i, dx, dy)
+        frame *= light
+        frame += _noise(noise_rng, (height, width, 3), style.noise)
+        frame += 0.5  # round to nearest below
+        np.clip(frame, 0, 255, out=frame)
+        out[t] = frame  # float -> uint8 truncates
+    return out
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """Zero-mean pixel noise of standard deviation `sigma`: the sum of two uniform bytes
+    (a triangular distribution, close enough to Gaussian and 4x faster to draw)."""
+    a = rng.integers(0, 256, size=(2, *shape), dtype=np.uint8)
+    tri = a[0].astype(np.float32) + a[1] - 255.0  # std of (U + U) on 0..255 each: 255 / sqrt(6) + tiny
+    return tri * np.float32(sigma / 104.4)
+
+
+# ----------------------------------------------------------------------------- motion helpers
+
+
+def _fold(z: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Reflect positions into [lo, hi] (an object bouncing off the walls)."""
+    if hi <= lo:
+        return np.full_like(z, (lo + hi) / 2)
+    span = hi - lo
+    q = np.mod(z - lo, 2 * span)
+    return lo + np.where(q > span, 2 * span - q, q)
+
+
+def _wrap(z: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Wrap positions around [lo, hi) (leave at the top, come back at the bottom)."""
+    return lo + np.mod(z - lo, hi - lo)
+
+
+def _wander(rng, n: int, w: int, h: int, margin: float, speed: float, turn: float = 0.08):
+    """A smooth random walk at constant speed that bounces off the walls; x, y of shape (n,)."""
+    heading = rng.uniform(0, 2 * math.pi) + np.cumsum(rng.normal(0, turn, n))
+    x0, y0 = rng.uniform(margin, max(margin, w - margin)), rng.uniform(margin, max(margin, h - margin))
+    x = x0 + np.concatenate([[0.0], np.cumsum(speed * np.cos(heading[:-1]))])
+    y = y0 + np.concatenate([[0.0], np.cumsum(speed * np.sin(heading[:-1]))])
+    return _fold(x, margin, w - margin), _fold(y, margin, h - margin)
+
+
+def _tri(n: int, peak: float) -> np.ndarray:
+    """0 -> 1 -> 0 over n frames, 1 at fraction `peak` of the video."""
+    t = np.arange(n) / max(n - 1, 1)
+    return np.where(t <= peak, t / peak, (1 - t) / (1 - peak))
+
+
+@dataclass
+class Ctx:
+    """What every scene function needs: frame size, the object size and speed of this video."""
+
+    n: int  # frames
+    w: int
+    h: int
+    size: float  # object size (radius of the equal-area disc), pixels
+    speed: float  # this video's speed factor (nuisance), ~0.75 .. 1.33
+    colors: tuple  # the group's two object colours, in this video's random order
+
+    @property
+    def m(self) -> int:
+        return min(self.w, self.h)
+
+
+def _const(n: int, value: float) -> np.ndarray:
+    return np.full(n, float(value))
+
+
+def _spin(rng, n: int, max_rate: float = 0.02) -> np.ndarray:
+    """A random fixed orientation with a slow random turn (not a class cue)."""
+    return rng.uniform(0, 2 * math.pi) + rng.uniform(-max_rate, max_rate) * np.arange(n)
+
+
+def _plain_wander(rng, c: Ctx, kind: str, color) -> Track:
+    s = c.size
+    x, y = _wander(rng, c.n, c.w, c.h, 1.7 * s, rng.uniform(0.012, 0.025) * c.m * c.speed)
+    return Track(kind, color, x, y, _const(c.n, s), _spin(rng, c.n))
+
+
+# ----------------------------------------------------------------------------- the scenes
+# One function per class: (rng, ctx) -> tracks. The categories and descriptions are in
+# actionbook.data.generate.CLASSES.
+
+_ROTATABLE = ("square", "triangle", "cross", "checker")  # kinds whose rotation is visible
+
+
+def _appearance(kind: str):
+    def scene(rng, c: Ctx) -> list[Track]:
+        return [_plain_wander(rng, c, kind, c.colors[0])]
+
+    return scene
+
+
+def _rise(sign: float):
+    def scene(rng, c: Ctx) -> list[Track]:
+        s = c.size
+        kind = _ROTATABLE[int(rng.integers(len(_ROTATABLE)))]
+        v = rng.uniform(0.025, 0.04) * c.m * c.speed
+        t = np.arange(c.n)
+        y = _wrap(rng.uniform(0, c.h) + sign * v * t, -1.7 * s, c.h + 1.7 * s)
+        x = _fold(rng.uniform(1.7 * s, c.w - 1.7 * s) + rng.uniform(-0.15, 0.15) * v * t, 1.7 * s, c.w - 1.7 * s)
+        return [Track(kind, c.colors[0], x, y, _const(c.n, s), _spin(rng, c.n))]
+
+    return scene
+
+
+def _spin_scene(rng, c: Ctx) -> list[Track]:
+    s = c.size
+    kind = _ROTATABLE[int(rng.integers(len(_ROTATABLE)))]
+    x, y = _wander(rng, c.n, c.w, c.h, 1.7 * s, rng.uniform(0.002, 0.006) * c.m)
+    rate = rng.choice([-1, 1]) * rng.uniform(0.12, 0.22) * c.speed  # either sense (mirror-proof)
+    angle = rng.uniform(0, 2 * math.pi) + rate * np.arange(c.n)
+    return [Track(kind, c.colors[0], x, y, _const(c.n, s), angle)]
+
+
+def _shake_scene(rng, c: Ctx) -> list[Track]:
+    s = c.size
+    kind = _ROTATABLE[int(rng.integers(len(_ROTATABLE)))]
+    amp = rng.uniform(0.06, 0.1) * c.m
+    x, y = _wander(rng, c.n, c.w, c.h, 1.7 * s + amp, rng.uniform(0.002, 0.006) * c.m)
+    period = rng.uniform(6, 10) / c.speed
+    axis = rng.uniform(0, math.pi)
+    osc = amp * np.sin(2 * math.pi * np.arange(c.n) / period + rng.uniform(0, 2 * math.pi))
+    x, y = x + osc * math.cos(axis), y + osc * math.sin(axis)
+    return [Track(kind, c.colors[0], x, y, _const(c.n, s), _spin(rng, c.n))]
+
+
+def _grow(reverse: bool):
+    def scene(rng, c: Ctx) -> list[Track]:
+        s = c.size
+        kind = KINDS[int(rng.integers(len(KINDS)))]
+        tri = _tri(c.n, rng.uniform(0.4, 0.6))
+        scale = 0.3 + 1.1 * (1 - tri if reverse else tri)
+        x, y = _wander(rng, c.n, c.w, c.h, 2.0 * s, rng.uniform(0.003, 0.01) * c.m * c.speed)
+        return [Track(kind, c.colors[0], x, y, s * scale, _spin(rng, c.n))]
+
+    return scene
+
+
+def _assemble(reverse: bool):
+    def scene(rng, c: Ctx) -> list[Track]:
+        s = c.size
+        kind = KINDS[int(rng.integers(len(KINDS)))]
+        t = np.arange(c.n) / max(c.n - 1, 1)
+        spread = 1.1 * (t if reverse else 1 - t)  # assemble: pieces fly together
+        x, y = _wander(rng, c.n, c.w, c.h, 2.6 * s, rng.uniform(0.003, 0.01) * c.m * c.speed)
+        return [Track(kind, c.colors[0], x, y, _const(c.n, s), _spin(rng, c.n), spread=spread)]
+
+    return scene
+
+
+def _chase(triangle_leads: bool):
+    def scene(rng, c: Ctx) -> list[Track]:
+        s = c.size
+        speed = rng.uniform(0.018, 0.03) * c.m * c.speed
+        lag = max(2, int(round(2.6 * s / speed)))
+        x, y = _wander(rng, c.n + lag, c.w, c.h, 1.7 * s, speed, turn=0.1)
+        ahead = (x[lag:], y[lag:])  # the leader is `lag` frames further along the same path
+        behind = (x[: c.n], y[: c.n])
+        tri_xy, disc_xy = (ahead, behind) if triangle_leads else (behind, ahead)
+        return [
+            Track("triangle", c.colors[0], *tri_xy, _const(c.n, s), _spin(rng, c.n)),
+            Track("disc", c.colors[1], *disc_xy, _const(c.n, s), _spin(rng, c.n)),
+        ]
+
+    return scene
+
+
+def _crossing(meet: bool):
+    """Two objects on straight lines through one point P; each crosses P at a time drawn
+    from the same distribution in both classes; in `meet` they are there together."""
+
+    def scene(rng, c: Ctx) -> list[Track]:
+        s = c.size
+        k1, k2 = rng.choice(len(KINDS), size=2, replace=False)
+        px, py = rng.uniform(0.35, 0.65) * c.w, rng.uniform(0.35, 0.65) * c.h
+        t = np.arange(c.n)
+        for _ in range(50):
+            th1 = rng.uniform(0, 2 * math.pi)
+            th2 = th1 + rng.choice([-1, 1]) * rng.uniform(math.radians(50), math.radians(130))
+            v1, v2 = (rng.uniform(0.35, 0.45) * c.m / (0.5 * c.n) for _ in range(2))
+            tc, dt = rng.uniform(0.45, 0.55) * c.n, rng.uniform(0.18, 0.25) * c.n
+            sign = rng.choice([-1, 1])
+            if meet:
+                t1 = t2 = tc + sign * dt
+            else:
+                t1, t2 = tc + sign * dt, tc - sign * dt
+            x1, y1 = px + v1 * (t - t1) * math.cos(th1), py + v1 * (t - t1) * math.sin(th1)
+            x2, y2 = px + v2 * (t - t2) * math.cos(th2), py + v2 * (t - t2) * math.sin(th2)
+            gap = np.hypot(x1 - x2, y1 - y2).min()
+            if meet or gap > 2.4 * s:  # a miss never touches
+                break
+        return [
+            Track(KINDS[k1], c.colors[0], x1, y1, _const(c.n, s), _spin(rng, c.n)),
+            Track(KINDS[k2], c.colors[1], x2, y2, _const(c.n, s), _spin(rng, c.n)),
+        ]
+
+    return scene
+
+
+def _early(event: str):
+    """A cue object acts in the first ~15% of the frames, then is gone; a second object
+    wanders through the whole video identically in every class."""
+
+    def scene(rng, c: Ctx) -> list[Track]:
+        s = c.size
+        main_kind, cue_kind = (KINDS[int(k)] for k in rng.integers(len(KINDS), size=2))
+        main = _plain_wander(rng, c, main_kind, c.colors[0])
+        e = max(2, int(round(0.15 * c.n)))
+        t = np.arange(e) / (e - 1)  # 0 .. 1 over the event
+        cx = np.full(e, rng.uniform(1.7 * s, c.w - 1.7 * s))
+        cy = np.full(e, rng.uniform(1.7 * s, c.h - 1.7 * s))
+        size, alpha = _const(e, s), None
+        if event == "rise":
+            cy = (c.h + 1.5 * s) + t * (-(c.h + 3 * s))
+        elif event == "fall":
+            cy = -1.5 * s + t * (c.h + 3 * s)
+        elif event == "pulse":
+            size = s * 1.2 * np.sin(math.pi * t)
+        elif event == "blink":
+            alpha = ((np.arange(e) * 4 // e) % 2 == 0).astype(np.float64)  # on, off, on, off
+        cue = Track(cue_kind, c.colors[1], cx, cy, size, _spin(rng, e), alpha=alpha, start=0)
+        return [main, cue]
+
+    return scene
+
+
+SCENES = {
+    # appearance: what the object is; identical wandering motion
+    "DiscWander": _appearance("disc"),
+    "SquareWander": _appearance("square"),
+    "TriangleWander": _appearance("triangle"),
+    "CheckerWander": _appearance("checker"),
+    # motion: one random rotatable object; how it moves
+    "RiseUp": _rise(-1.0),
+    "FallDown": _rise(+1.0),
+    "Spin": _spin_scene,
+    "Shake": _shake_scene,
+    # temporal order: time-reversed pairs with the same set of frames
+    "GrowShrink": _grow(reverse=False),
+    "ShrinkGrow": _grow(reverse=True),
+    "Assemble": _assemble(reverse=False),
+    "Scatter": _assemble(reverse=True),
+    # interaction: the relation between two objects
+    "Chase": _chase(triangle_leads=False),
+    "Flee": _chase(triangle_leads=True),
+    "Meet": _crossing(meet=True),
+    "Miss": _crossing(meet=False),
+    # long range: an early event decides
+    "EarlyRise": _early("rise"),
+    "EarlyFall": _early("fall"),
+    "EarlyPulse": _early("pulse"),
+    "EarlyBlink": _early("blink"),
+}
+
+
+def scene(name: str, rng: np.random.Generator, ctx: Ctx) -> list[Track]:
+    """The tracks of one video of class `name`."""
+    return SCENES[name](rng, ctx)
+
+
+def make_ctx(rng: np.random.Generator, style: Style, *, n: int, h: int, w: int) -> Ctx:
+    """Per-video nuisances: object size, speed factor, which group colour comes first."""
+    m = min(h, w)
+    colors = style.obj_colors if rng.random() < 0.5 else style.obj_colors[::-1]
+    size = rng.uniform(0.10, 0.14) * m
+    speed = math.exp(rng.uniform(math.log(0.75), math.log(1.33)))
+    return Ctx(n=n, w=w, h=h, size=size, speed=speed, colors=colors)

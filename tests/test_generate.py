@@ -1,0 +1,284 @@
+"""Tests of the generated benchmark (actionbook.data.generate), on a tiny preset."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actionbook.data import generate as G
+from actionbook.data.readers import read_charades, read_ucf101
+from actionbook.data.video import probe, read_video
+from actionbook.io import read_json, write_json
+
+TINY = G.Preset("tiny", height=32, width=32, groups=2, test_groups=1, clips=(1, 1), frames=(16, 16),
+                ml_videos=4, ml_frames=(24, 32), ml_actions=(2, 3))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return G.generate(preset=TINY, out=tmp_path_factory.mktemp("bench") / "tiny", seed=3, workers=1, progress=False)
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+# ----------------------------------------------------------------------------- classes and presets
+
+
+def test_classes_cover_every_category():
+    names = [c.name for c in G.CLASSES]
+    assert len(set(names)) == len(names)
+    for cat in G.CATEGORIES:
+        assert sum(c.category == cat for c in G.CLASSES) >= 3, cat
+    assert all(re.fullmatch(r"[A-Z][A-Za-z]+", n) for n in names)  # usable in v_<Class>_gGG_cCC
+
+
+def test_test_groups_follow_ucf101_blocks():
+    assert [G.test_groups("full", s) for s in (1, 2, 3)] == [
+        list(range(1, 8)), list(range(8, 15)), list(range(15, 22))]
+    assert [G.test_groups("ci", s) for s in (1, 2, 3)] == [[1, 2], [3, 4], [5, 6]]
+    assert [G.test_groups(TINY, s) for s in (1, 2, 3)] == [[1], [2], [1]]  # wraps around
+
+
+def test_presets_sizes():
+    ci, full = G.PRESETS["ci"], G.PRESETS["full"]
+    assert (ci.height, ci.width) == (64, 64) and (full.height, full.width) == (240, 320)
+    assert full.groups == 25 and full.clips[0] * full.groups >= 100  # >= 100 videos per class
+    ci_frames = sum(G.num_frames(ci, 0, *v) for v in G._videos(ci, 0))
+    assert ci_frames <= 25_000
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def test_layout_and_split_files(tiny):
+    splits = tiny / "splits"
+    raw = (splits / "classInd.txt").read_bytes()
+    assert raw.endswith(b"\r\n") and b"\n" not in raw.replace(b"\r\n", b"")
+    lines = raw.decode().split("\r\n")[:-1]
+    assert lines == [f"{i + 1} {c.name}" for i, c in enumerate(G.CLASSES)]
+    for s in (1, 2, 3):
+        train = (splits / f"trainlist{s:02d}.txt").read_bytes().decode()
+        test = (splits / f"testlist{s:02d}.txt").read_bytes().decode()
+        assert train.endswith("\r\n") and test.endswith("\r\n") and "\n" not in train.replace("\r\n", "")
+        train_lines, test_lines = train.split("\r\n")[:-1], test.split("\r\n")[:-1]
+        # 20 classes x 2 groups x 1 clip: one group trains, one tests.
+        assert len(train_lines) == len(test_lines) == len(G.CLASSES)
+        (held_out,) = G.test_groups(TINY, s)
+        for line in train_lines:
+            m = re.fullmatch(r"(\w+)/v_(\w+)_g(\d\d)_c(\d\d)\.avi (\d+)", line)
+            assert m, line
+            assert m[1] == m[2] and G.CLASSES[int(m[5]) - 1].name == m[1]  # 1-based label
+            assert int(m[3]) != held_out
+            assert (tiny / "videos" / line.split()[0]).is_file()
+        for line in test_lines:
+            m = re.fullmatch(r"(\w+)/v_(\w+)_g(\d\d)_c(\d\d)\.avi", line)  # no label
+            assert m, line
+            assert int(m[3]) == held_out
+        # The book's own reader accepts the lists, and the groups are disjoint.
+        tr = read_ucf101(videos=tiny / "videos", splits=splits, split=s, subset="train")
+        te = read_ucf101(videos=tiny / "videos", splits=splits, split=s, subset="test")
+        assert not {r.group for r in tr} & {r.group for r in te}
+        assert sorted(r.label for r in te) == list(range(len(G.CLASSES)))
+
+
+def test_benchmark_json(tiny):
+    info = read_json(tiny / "benchmark.json")
+    assert info["preset"] == "tiny" and info["seed"] == 3 and info["version"] == G.VERSION
+    assert [c["name"] for c in info["classes"]] == [c.name for c in G.CLASSES]
+    assert {c["category"] for c in info["classes"]} == set(G.CATEGORIES)
+    assert info["frame_size"] == {"height": 32, "width": 32} and info["fps"] == 25.0
+    assert info["num_videos"] == 40 and info["num_frames"] == 40 * 16
+    assert not (tiny / ".generating.json").exists()
+
+
+def test_videos_decode_with_expected_frames(tiny):
+    paths = sorted((tiny / "videos").rglob("*.avi"))
+    assert len(paths) == 40
+    for path in paths[::7]:
+        info = probe(path, exact=True)
+        assert (info.num_frames, info.height, info.width, info.fps) == (16, 32, 32, 25.0)
+    clip = read_video(paths[0]).numpy()
+    assert clip.shape == (16, 32, 32, 3) and clip.dtype == np.uint8
+    assert clip.std() > 5  # not a blank video
+    # The file holds what the renderer draws (up to MPEG-4 compression).
+    m = re.search(r"v_(\w+)_g(\d+)_c(\d+)", paths[0].stem)
+    label = [c.name for c in G.CLASSES].index(m[1])
+    frames = G.render_video(preset=TINY, seed=3, label=label, group=int(m[2]), clip=int(m[3]))
+    assert np.abs(frames.astype(float) - clip).mean() < 6
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_same_bytes(tiny, tmp_path):
+    again = G.generate(preset=TINY, out=tmp_path / "again", seed=3, workers=2, progress=False)
+    a, b = _hashes(tiny), _hashes(again)
+    assert len(a) == 40 + 4 + 7 + 3 + 1  # videos, ml videos, split files, 2 ml csv + classes, json
+    assert a == b
+
+
+def test_other_seed_other_videos():
+    a = G.render_video(preset=TINY, seed=3, label=0, group=1, clip=1)
+    b = G.render_video(preset=TINY, seed=4, label=0, group=1, clip=1)
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- honesty
+
+
+def _probe_set(categories, groups=6, clips=3):
+    p = G.Preset("probe", height=32, width=32, groups=groups, test_groups=1, clips=(clips, clips), frames=(24, 24))
+    rows = []
+    for label, c in enumerate(G.CLASSES):
+        if c.category in categories:
+            for g in range(1, groups + 1):
+                for k in range(1, clips + 1):
+                    rows.append((label, g, G.render_video(preset=p, seed=0, label=label, group=g, clip=k)))
+    return rows
+
+
+def _nearest_centroid_logo(x, y, g):
+    """Leave-one-group-out accuracy of a nearest-centroid classifier."""
+    correct = 0
+    for held in np.unique(g):
+        tr, te = g != held, g == held
+        classes = np.unique(y[tr])
+        cent = np.stack([x[tr & (y == c)].mean(0) for c in classes])  # (K, D)
+        pred = classes[((x[te][:, None] - cent[None]) ** 2).sum(-1).argmin(1)]
+        correct += (pred == y[te]).sum()
+    return correct / len(y)
+
+
+def test_no_class_decidable_from_mean_colour():
+    rows = _probe_set({"appearance", "temporal order"})
+    y = np.array([r[0] for r in rows])
+    g = np.array([r[1] for r in rows])
+    x = np.stack([v.reshape(-1, 3).mean(0) for _, _, v in rows]).astype(float)  # (N, 3)
+    for grp in np.unique(g):  # remove each group's style: a harder test than raw colour
+        x[g == grp] -= x[g == grp].mean(0)
+    for cat in ("appearance", "temporal order"):
+        m = np.isin(y, [i for i, c in enumerate(G.CLASSES) if c.category == cat])
+        acc = _nearest_centroid_logo(x[m], y[m], g[m])
+        assert acc < 0.45, (cat, acc)  # chance is 0.25 (4 classes, 72 videos)
+    # Positive control: the same classifier separates GrowShrink from ShrinkGrow as soon as
+    # it sees *when* the frames have high contrast (the object is big), i.e. the order.
+    names = [c.name for c in G.CLASSES]
+    m = np.isin(y, [names.index("GrowShrink"), names.index("ShrinkGrow")])
+    contrast = np.stack([v.reshape(len(v), -1).std(1) for _, _, v in rows])  # (N, T)
+    order = (contrast[:, 8:16].mean(1) - contrast[:, np.r_[0:8, 16:24]].mean(1))[:, None]
+    assert _nearest_centroid_logo(order[m], y[m], g[m]) > 0.8
+
+
+# ----------------------------------------------------------------------------- multi-label
+
+
+def test_multilabel_csv(tiny):
+    ml = tiny / "multilabel"
+    classes = (ml / "Charades_v1_classes.txt").read_text().splitlines()
+    assert classes == [f"c{i:03d} {c.name}" for i, c in enumerate(G.CLASSES)]
+    seen = 0
+    for subset in ("train", "test"):
+        with open(ml / f"Charades_v1_{subset}.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        with open(ml / f"Charades_v1_{subset}.csv", newline="") as f:
+            assert next(csv.reader(f)) == ["id", "subject", "scene", "quality", "relevance", "verified", "script",
+                                           "objects", "descriptions", "actions", "length"]
+        for row in rows:
+            assert re.fullmatch(r"[0-9A-Z]{5}", row["id"])
+            assert (row["subject"] == "g01") == (subset == "test")  # split 1's test group
+            length = float(row["length"])
+            items = row["actions"].split(";")
+            assert len(items) >= 2
+            for item in items:
+                m = re.fullmatch(r"c(\d{3}) (\d+\.\d\d) (\d+\.\d\d)", item)
+                assert m, item
+                assert int(m[1]) < len(G.CLASSES) and 0 <= float(m[2]) < float(m[3]) <= length
+            info = probe(ml / "Charades_v1_480" / f"{row['id']}.avi", exact=True)
+            assert info.num_frames == round(length * 25)
+            seen += 1
+        recs = read_charades(videos=ml / "Charades_v1_480", csv=ml / f"Charades_v1_{subset}.csv")
+        assert len(recs) == len(rows)
+    assert seen == TINY.ml_videos
+
+
+# ----------------------------------------------------------------------------- resuming and errors
+
+
+def test_ensure_benchmark_completes_an_interrupted_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONBOOK_DATA", str(tmp_path))
+    root = G.ensure_benchmark(TINY, 3, workers=1, progress=False)
+    assert root == tmp_path / "generated" / "tiny-seed3"
+    before = _hashes(root)
+    # Simulate a crash: no benchmark.json, the in-progress marker, two videos missing.
+    (root / "benchmark.json").unlink()
+    write_json(root / ".generating.json", G._identity(TINY, 3))
+    victims = sorted((root / "videos").rglob("*.avi"))[:2]
+    for v in victims:
+        v.unlink()
+    kept = sorted((root / "videos").rglob("*.avi"))[5]
+    mtime = kept.stat().st_mtime_ns
+    assert G.ensure_benchmark(TINY, 3, workers=1, progress=False) == root
+    assert _hashes(root) == before
+    assert kept.stat().st_mtime_ns == mtime  # finished videos were not redone
+    # A complete benchmark is left alone; one of another generator version is redone.
+    G.ensure_benchmark(TINY, 3, workers=1, progress=False)
+    assert kept.stat().st_mtime_ns == mtime
+    info = read_json(root / "benchmark.json")
+    write_json(root / "benchmark.json", {**info, "version": "0.0"})
+    G.ensure_benchmark(TINY, 3, workers=1, progress=False)
+    assert read_json(root / "benchmark.json")["version"] == G.VERSION
+    assert _hashes(root) == before
+
+
+def test_errors(tmp_path):
+    with pytest.raises(G.BenchmarkError, match="unknown preset 'huge'"):
+        G.generate(preset="huge", out=tmp_path / "x")
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(G.BenchmarkError, match="seed must be a non-negative integer"):
+            G.generate(preset=TINY, out=tmp_path / "x", seed=bad)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("precious")
+    with pytest.raises(G.BenchmarkError, match=r"holds other files \(notes.txt\)"):
+        G.generate(preset=TINY, out=foreign)
+    assert (foreign / "notes.txt").read_text() == "precious"
+    with pytest.raises(ValueError, match="even"):
+        G.Preset("odd", height=33)
+
+
+def test_cli_errors(tmp_path, capsys):
+    from actionbook import cli
+
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "a.txt").write_text("")
+    assert cli.main(["generate", "--out", str(foreign), "--no-progress"]) == 1
+    assert "holds other files" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["generate", "--seed", "-2"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--preset", "huge"])
+
+
+# ----------------------------------------------------------------------------- static images
+
+
+def test_static_images():
+    x, y, names = G.static_images(n=24, size=32, seed=0)
+    assert x.shape == (24, 32, 32, 3) and x.dtype == np.uint8
+    assert names == list(G.KINDS) and sorted(set(y.tolist())) == list(range(len(names)))
+    assert np.bincount(y).tolist() == [4] * len(names)  # balanced
+    x2, y2, _ = G.static_images(n=24, size=32, seed=0)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    x3, _, _ = G.static_images(n=24, size=32, seed=1)
+    assert not np.array_equal(x, x3)
+    assert (x.reshape(24, -1).std(1) > 5).all()
