@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -40,6 +38,8 @@ import cv2
 import numpy as np
 import torch
 from av.codec.context import Flags
+
+from actionbook.io import atomic_path
 
 __all__ = ["VideoInfo", "VideoDecodeError", "probe", "read_video", "write_video"]
 
@@ -247,11 +247,8 @@ def write_video(
         raise ValueError(f"qscale must be in 1..31, got {qscale}")
     rate = _as_rate(fps)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    try:
-        with av.open(tmp, "w", options={"fflags": "+bitexact"}) as container:
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), "w", options={"fflags": "+bitexact"}) as container:
             stream = container.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
             stream.thread_count = 1  # several threads may split slices differently
@@ -267,13 +264,6 @@ def write_video(
                     container.mux(packet)
             for packet in stream.encode():  # flush the encoder
                 container.mux(packet)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _as_rate(fps: float):
