@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-check", action="store_true", help="do not check that listed videos exist")
 
 
-def _find(root: Path | None, given: Path | None, layout: str, kind: str) -> Path:
+def find_dataset_dir(root: Path | None, given: Path | None, layout: str, kind: str) -> Path:
     """The folder named by --videos/--splits, else the first usual name under --root that fits."""
     if given is not None:
         if not given.is_dir():
@@ -117,9 +117,9 @@ def describe(*, layout: str, videos: Path, splits: Path, check: bool = True) -> 
 
 def main(args: argparse.Namespace) -> int:
     try:
-        splits = _find(args.root, args.splits, args.layout, "splits")
+        splits = find_dataset_dir(args.root, args.splits, args.layout, "splits")
         try:
-            videos = _find(args.root, args.videos, args.layout, "videos")
+            videos = find_dataset_dir(args.root, args.videos, args.layout, "videos")
         except DatasetError:
             if not args.no_check:
                 raise

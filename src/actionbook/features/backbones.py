@@ -1,0 +1,424 @@
+"""Frozen torchvision backbones: the feature extractors every chapter shares.
+
+Each paper reads a different place of a pretrained network:
+
+| paper | backbone | where it reads | what it gets |
+| --- | --- | --- | --- |
+| Res-LSTM (Lakhal et al.) | C3D (Sports-1M) / TSN | fc6 of 16-frame clips | one vector per clip |
+| MRRN (Zheng et al.) | ResNet-34 (ImageNet) | after layer2 / layer3 / layer4, pooled | 128 / 256 / 512-d per frame |
+| Relational LSTM (Chen et al.) | ResNet-101-v2 (ImageNet) | after conv5_1 / conv5_2 | 2048 x 7 x 7 maps |
+| Iqbal et al. | ResNet-50 (ImageNet) | after block2 / 3 / 4, pooled; maps after block3 | vectors; block4 is trained |
+
+`backbone(name, layer=..., modality=..., weights=...)` returns a *frozen* module (eval mode,
+no gradients) that maps a batch of frames `(N, C, H, W)` -- or of clips `(N, C, T, H, W)` for
+the 3D CNNs -- with values in [0, 1] to features `(N, D)` or maps `(N, D, h, w)`. The module
+normalises its input itself, with the mean/std of its weights' own `transforms()` metadata.
+
+Layer names (torchvision's, so a reader can find them in the model's code):
+
+- `layer1` ... `layer4`: the output of that stage, global-average-pooled -> `(N, D)`.
+  MRRN's low/mid/high levels are `layer2`/`layer3`/`layer4`; Iqbal's block2/3/4 likewise.
+- `layer1_map` ... `layer4_map`: the same, unpooled -> `(N, D, h, w)`. `layer3_map` is the
+  input of block4, on which Iqbal et al. train block4 with temporal skip connections.
+- `conv5_1_map`, `conv5_2_map`, `conv5_3_map`: after the 1st / 2nd / 3rd residual unit of
+  conv5_x (= `layer4[0]`, `layer4[1]`, `layer4[2]`), where the Relational LSTM reads.
+- `pool` (3D CNNs): the global-average-pooled output of the last stage, 512-d per clip.
+
+Stand-ins, named so the book can say them:
+
+- ResNet-101-v2 (pre-activation) -> torchvision `resnet101` (post-activation ResNet-101);
+  C3D (Sports-1M) and TSN features -> torchvision `r2plus1d_18` / `r3d_18` with Kinetics-400
+  weights (`KINETICS400_V1`), 512-d per 16-frame clip instead of C3D's 4096-d fc6.
+- `mode="ci"` has no ImageNet, and a frozen random network would make every comparison
+  meaningless. So ci uses the same families at toy size: **ResNet-18** at 56x56 input (64x64 frames, cropped) for
+  every 2D ResNet (34, 50 and 101; ResNet-18 has the same 64-128-256-512 stages as
+  ResNet-34, and only two units in conv5_x, so `conv5_3_map` does not exist in ci), with
+  weights from a brief supervised training on the generated benchmark's static images
+  (`actionbook.features.pretrain`); and for both 3D CNNs, a **3D ResNet-18 inflated from
+  that ResNet-18** (I3D's recipe, Carreira & Zisserman 2017: every k x k kernel becomes
+  3 x k x k, divided by 3), i.e. torchvision's `r3d_18` with the 2D network's max-pool kept
+  in its stem and time padded by repeating the edge frames. It has seen no video, unlike
+  Kinetics-400 weights: on a still clip it computes exactly the 2D features, and on motion a
+  temporal blur of them -- symmetric in time, so it cannot tell a motion from its reverse
+  within one clip (the recurrent model on top sees the order of the clips).
+
+Optical flow ("flow" modality, TSN's cross-modality initialisation, Wang et al. 2016): the
+first convolution's weights are averaged over the RGB channels and repeated over the 2L
+stacked flow channels (x, y interleaved) of a 2D network, or over the 2 flow channels of a
+3D network; the input normalisation becomes mean 0.5 and std = the mean of the RGB stds.
+
+Weights are found offline. torchvision looks for `$TORCH_HOME/hub/checkpoints/<file name of the
+weights URL>`; when that file is missing, `MissingWeightsError` says which enum, the exact file
+name, where to put it, and the URL to fetch it from on a machine with internet. (torchvision's
+`check_hash=True` verifies the hash prefix in the file name only while *downloading*; a file
+already in place is loaded as it is, and a wrong file shows up as a state_dict mismatch.)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torchvision.models import ResNet
+from torchvision.models._api import WeightsEnum
+from torchvision.models.video import VideoResNet
+
+MODALITIES = ("rgb", "flow")
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A pretrained weights file is not where torchvision looks for it (no internet here)."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One backbone family: how to build it in full mode, and what stands in for it in ci.
+
+    `resize`/`crop` in full mode come from the weights' own `transforms()`; in ci they are
+    the toy sizes: the generated benchmark's native 64 px, cropped to 56 (the same 8:7 ratio
+    as 256:224 for ImageNet and 128:112 for Kinetics), so ci frames are never resampled.
+    """
+
+    name: str
+    kind: str                          # "frame" (2D, input (N, C, H, W)) or "clip" (3D, (N, C, T, H, W))
+    build: Callable[..., nn.Module]    # torchvision builder for full mode
+    weights: type[WeightsEnum]         # its weights enum
+    ci_substitute: str                 # what ci uses instead, in words (the book quotes it)
+    ci_resize: int
+    ci_crop: int
+
+
+SPECS: dict[str, BackboneSpec] = {
+    "resnet18": BackboneSpec("resnet18", "frame", torchvision.models.resnet18,
+                             torchvision.models.ResNet18_Weights, "ResNet-18 (ci-pretrained)", 64, 56),
+    "resnet34": BackboneSpec("resnet34", "frame", torchvision.models.resnet34,
+                             torchvision.models.ResNet34_Weights, "ResNet-18 (ci-pretrained)", 64, 56),
+    "resnet50": BackboneSpec("resnet50", "frame", torchvision.models.resnet50,
+                             torchvision.models.ResNet50_Weights, "ResNet-18 (ci-pretrained)", 64, 56),
+    "resnet101": BackboneSpec("resnet101", "frame", torchvision.models.resnet101,
+                              torchvision.models.ResNet101_Weights, "ResNet-18 (ci-pretrained)", 64, 56),
+    "r2plus1d_18": BackboneSpec("r2plus1d_18", "clip", torchvision.models.video.r2plus1d_18,
+                                torchvision.models.video.R2Plus1D_18_Weights,
+                                "3D ResNet-18 inflated from the ci-pretrained ResNet-18", 64, 56),
+    "r3d_18": BackboneSpec("r3d_18", "clip", torchvision.models.video.r3d_18,
+                           torchvision.models.video.R3D_18_Weights,
+                           "3D ResNet-18 inflated from the ci-pretrained ResNet-18", 64, 56),
+}
+
+# The ImageNet statistics the ci networks are trained with: taken from torchvision's
+# metadata (the same numbers every ImageNet ResNet uses), not typed in here.
+_CI_STATS = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
+
+
+def spec(name: str) -> BackboneSpec:
+    if name not in SPECS:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(SPECS)}")
+    return SPECS[name]
+
+
+def resolve_weights(name: str, weights: str | None, *, mode: str) -> str | None:
+    """The weights' canonical name, as it goes into a cache key.
+
+    full: an enum member name of the family (`"DEFAULT"` becomes the member it points to, e.g.
+    `"IMAGENET1K_V2"` for ResNet-50). ci: `"ci"` (the ci pretraining). None: random weights.
+    """
+    if weights is None:
+        return None
+    s = spec(name)
+    if mode == "ci":
+        if weights != "ci":
+            raise ValueError(f"mode 'ci' uses the ci-pretrained weights (weights='ci'), got {weights!r}: "
+                             f"ci has no {s.weights.__name__} (there is no internet to fetch them)")
+        return "ci"
+    if mode != "full":
+        raise ValueError(f"mode must be 'ci' or 'full', got {mode!r}")
+    try:
+        return s.weights[weights].name
+    except KeyError:
+        raise ValueError(f"{s.weights.__name__} has no member {weights!r}; "
+                         f"choose one of {[w.name for w in s.weights] + ['DEFAULT']}") from None
+
+
+def input_size(name: str, *, mode: str) -> tuple[int, int]:
+    """(resize, crop): frames are resized so their short side is `resize`, then cropped to `crop`.
+
+    Full mode reads them from the default weights' `transforms()` (e.g. 256/224 for ImageNet
+    ResNets, 128x171/112 for the Kinetics video networks, whose short side is 128).
+    """
+    s = spec(name)
+    if mode == "ci":
+        return s.ci_resize, s.ci_crop
+    t = s.weights.DEFAULT.transforms()
+    return min(t.resize_size), t.crop_size[0]
+
+
+def weights_path(weights: WeightsEnum) -> Path:
+    """Where torchvision looks for `weights` offline: $TORCH_HOME/hub/checkpoints/<file name>."""
+    file_name = os.path.basename(urlparse(weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / file_name
+
+
+def load_weights(weights: WeightsEnum) -> dict[str, torch.Tensor]:
+    """The state_dict of `weights` from the offline cache, or a `MissingWeightsError` saying
+    exactly which file to fetch from where and where to put it."""
+    path = weights_path(weights)
+    enum_name = f"{type(weights).__name__}.{weights.name}"
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"pretrained weights {enum_name} are not on this machine.\n"
+            f"  expected file: {path.name}\n"
+            f"  full path:     {path}\n"
+            f"  download it on a machine with internet from {weights.url}\n"
+            f"  and copy it to that path (set TORCH_HOME to use another folder than {path.parents[2]}).")
+    try:
+        # torchvision's own loading path: with the file present this only reads it
+        # (check_hash checks the hash prefix in the name only when it downloads).
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as e:
+        raise MissingWeightsError(f"could not read the weights file {path} for {enum_name} ({e}); "
+                                  f"delete it and fetch it again from {weights.url}") from e
+
+
+# --------------------------------------------------------------------------------------
+# the networks
+
+
+def _ci_resnet18() -> ResNet:
+    return torchvision.models.resnet18(num_classes=1)  # the head is never used for features
+
+
+class _InflatedStem(nn.Sequential):
+    """r3d_18's stem plus the max-pool of the 2D ResNet it is inflated from (as I3D keeps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            nn.Conv3d(3, 64, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+            nn.BatchNorm3d(64),
+            nn.ReLU(inplace=True),
+            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+        )
+
+
+class _EdgePadConv3d(nn.Conv3d):
+    """A Conv3d that pads time by repeating the first and last frame instead of adding zeros
+    (space is still zero-padded). With inflated weights, a clip of identical frames then gives
+    exactly the 2D network's activations at *every* frame -- I3D's "boring video" fixed point,
+    without the drop at the clip's ends that zero padding causes in short clips."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.kernel_size[0] // 2
+        x = F.pad(x, (0, 0, 0, 0, p, p), mode="replicate")  # (N, C, T + 2p, H, W)
+        return super().forward(x)
+
+
+INFLATION_VERSION = 1  # part of the cache key of features from the inflated network
+
+
+def inflated_r3d_18(num_classes: int = 1) -> VideoResNet:
+    """The ci 3D CNN: torchvision's r3d_18 (3x3x3 convolutions, BasicBlock [2, 2, 2, 2]) with a
+    max-pooled stem, so that every 2D ResNet-18 weight has a 3D counterpart (see `inflate_resnet`),
+    and edge-replicating temporal padding (`_EdgePadConv3d`)."""
+    from torchvision.models.video.resnet import BasicBlock, Conv3DSimple
+
+    net = VideoResNet(BasicBlock, [Conv3DSimple] * 4, [2, 2, 2, 2], _InflatedStem, num_classes=num_classes)
+    for name, conv in list(net.named_modules()):
+        if isinstance(conv, nn.Conv3d) and conv.kernel_size[0] > 1:
+            new = _EdgePadConv3d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                 (0, *conv.padding[1:]), bias=conv.bias is not None)
+            new.weight.data.copy_(conv.weight.data)
+            parent, _, child = name.rpartition(".")
+            setattr(net.get_submodule(parent), child, new)
+    return net
+
+
+def inflate_resnet(state2d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """I3D inflation (Carreira & Zisserman 2017, Sec. 2.3) of a ResNet-18 state_dict into the
+    keys of `inflated_r3d_18`: a k x k kernel becomes t x k x k, repeated over t and divided by t
+    (t = 3 for the stem and every 3x3 convolution, 1 for the 1x1 shortcuts), so a clip of
+    identical frames gives the 2D network's activations (see `_EdgePadConv3d`)."""
+    out = {}
+    for key, v in state2d.items():
+        k = key.replace("conv1.weight", "stem.0.weight", 1) if key.startswith("conv1.") else key
+        if key.startswith("bn1."):
+            k = "stem.1." + key[len("bn1."):]
+        elif key.startswith("layer"):
+            # layerI.J.conv1 -> layerI.J.conv1.0 ; layerI.J.bn1 -> layerI.J.conv1.1 (same for 2)
+            for n in ("1", "2"):
+                k = k.replace(f".conv{n}.", f".conv{n}.0.").replace(f".bn{n}.", f".conv{n}.1.")
+        if v.ndim == 4:  # a 2D kernel (out, in, k, k) -> (out, in, t, k, k)
+            t = 1 if v.shape[-1] == 1 else 3
+            v = v.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+        out[k] = v
+    return out
+
+
+def _load_trunk(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load everything but the classifier head `fc` (features never use it), strictly."""
+    missing, unexpected = net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")},
+                                              strict=False)
+    if unexpected or set(missing) - {"fc.weight", "fc.bias"}:
+        raise RuntimeError(f"ci weights do not fit the network: missing {missing}, unexpected {unexpected}")
+
+
+def _cross_modality(conv: nn.Conv2d | nn.Conv3d, channels: int) -> nn.Module:
+    """TSN's cross-modality initialisation: average the RGB filters, repeat over `channels`."""
+    w = conv.weight.data.mean(dim=1, keepdim=True)  # (out, 1, [t,] k, k)
+    new = type(conv)(channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
+    new.weight.data = w.repeat(1, channels, *([1] * (w.ndim - 2))).contiguous()
+    return new
+
+
+def _norm_stats(mean: list[float], std: list[float], *, modality: str, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if modality == "flow":  # flow images are centred at 128/255 (TSN)
+        mean, std = [0.5], [sum(std) / len(std)]
+    m = torch.tensor(mean).repeat(channels // len(mean))
+    s = torch.tensor(std).repeat(channels // len(std))
+    return m, s
+
+
+class FrameBackbone(nn.Module):
+    """A 2D ResNet cut after `layer`: frames (N, C, H, W) in [0, 1] -> (N, D) or (N, D, h, w)."""
+
+    def __init__(self, net: ResNet, *, layer: str, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.layer = layer
+        stages = [net.layer1, net.layer2, net.layer3, net.layer4]
+        if layer.startswith("conv5_"):
+            unit = int(layer.split("_")[1])  # conv5_2_map -> 2 units of layer4
+            if unit > len(net.layer4):
+                raise ValueError(f"layer {layer!r} does not exist: this network's conv5_x has "
+                                 f"{len(net.layer4)} units (ci's ResNet-18 has 2, ResNet-50/101 have 3)")
+            body = stages[:3] + [net.layer4[:unit]]
+        else:
+            body = stages[: int(layer[len("layer")])]
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.body = nn.Sequential(*body)
+        self.pool = not layer.endswith("_map")
+        self.register_buffer("mean", mean.view(1, -1, 1, 1))
+        self.register_buffer("std", std.view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std   # (N, C, H, W)
+        x = self.body(self.stem(x))      # (N, D, h, w)
+        return x.mean(dim=(2, 3)) if self.pool else x  # (N, D) or (N, D, h, w)
+
+
+class ClipBackbone(nn.Module):
+    """A 3D ResNet up to its global pool: clips (N, C, T, H, W) in [0, 1] -> (N, 512)."""
+
+    def __init__(self, net: VideoResNet, *, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.layer = "pool"
+        self.body = nn.Sequential(net.stem, net.layer1, net.layer2, net.layer3, net.layer4)
+        self.register_buffer("mean", mean.view(1, -1, 1, 1, 1))
+        self.register_buffer("std", std.view(1, -1, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std   # (N, C, T, H, W)
+        x = self.body(x)                 # (N, 512, t, h, w)
+        return x.mean(dim=(2, 3, 4))     # (N, 512)
+
+
+def _check_layer(s: BackboneSpec, layer: str) -> None:
+    if s.kind == "clip":
+        ok = layer == "pool"
+    else:
+        ok = layer in {f"layer{i}{m}" for i in range(1, 5) for m in ("", "_map")} | {
+            f"conv5_{u}_map" for u in (1, 2, 3)}
+    if not ok:
+        choices = "'pool'" if s.kind == "clip" else "layer1..layer4, layer1_map..layer4_map, conv5_1_map..conv5_3_map"
+        raise ValueError(f"backbone {s.name!r} has no layer {layer!r}; choose {choices}")
+
+
+def backbone(name: str, *, layer: str, modality: str = "rgb", weights: str | None,
+             mode: str = "full", flow_length: int = 10) -> nn.Module:
+    """A frozen feature extractor (eval mode, `requires_grad=False`).
+
+    name: a key of `SPECS` (resnet18/34/50/101, r2plus1d_18, r3d_18).
+    layer: see the module docstring. modality: "rgb" (3 channels) or "flow" (2 * flow_length
+    stacked x/y channels for 2D networks, 2 channels for 3D ones).
+    weights: full mode, a member of the family's enum ("DEFAULT", "IMAGENET1K_V1", ...),
+    loaded offline (`MissingWeightsError` if absent); ci mode, "ci" (the ci pretraining, run
+    once and cached); None, random initialisation (tests only: frozen random features mean
+    nothing). mode: "full" builds the paper's family, "ci" its toy-size substitute.
+    """
+    s = spec(name)
+    _check_layer(s, layer)
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    weights = resolve_weights(name, weights, mode=mode)
+    # random initialisation is seeded, so weights=None always gives the same network
+    # (a cache entry made with it is reproducible); the caller's random stream is untouched
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return _build(s, layer=layer, modality=modality, weights=weights, mode=mode, flow_length=flow_length)
+
+
+def _build(s: BackboneSpec, *, layer: str, modality: str, weights: str | None, mode: str,
+           flow_length: int) -> nn.Module:
+    if mode == "ci":
+        net = _ci_resnet18() if s.kind == "frame" else inflated_r3d_18()
+        stats = _CI_STATS
+        if weights == "ci":
+            from actionbook.features.pretrain import ci_state_dict
+
+            state = ci_state_dict()
+            if s.kind == "clip":
+                state = inflate_resnet(state)
+            _load_trunk(net, state)
+    else:
+        net = s.build(weights=None)
+        stats = s.weights.DEFAULT.transforms()
+        if weights is not None:
+            w = s.weights[weights]
+            stats = w.transforms()
+            net.load_state_dict(load_weights(w))
+    channels = 3
+    if modality == "flow":
+        channels = 2 * flow_length if s.kind == "frame" else 2
+        if s.kind == "frame":
+            net.conv1 = _cross_modality(net.conv1, channels)
+        else:
+            net.stem[0] = _cross_modality(net.stem[0], channels)
+    mean, std = _norm_stats(list(stats.mean), list(stats.std), modality=modality, channels=channels)
+    if s.kind == "frame":
+        module: nn.Module = FrameBackbone(net, layer=layer, mean=mean, std=std)
+    else:
+        module = ClipBackbone(net, mean=mean, std=std)
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def pretrained_stage(name: str, *, stage: str = "layer4", weights: str | None, mode: str = "full") -> nn.Module:
+    """A *trainable* copy of one pretrained stage (e.g. `layer4`, or `layer4.2` for conv5_3),
+    for the models that fine-tune the top of the backbone on cached maps: Iqbal et al. train
+    block4 with temporal skips on frozen blocks 1-3 (`layer3_map` features); the Relational
+    LSTM's branches continue with conv5_3 after `conv5_2_map`."""
+    s = spec(name)
+    if s.kind != "frame":
+        raise ValueError(f"pretrained_stage is for 2D ResNets, not {name!r}")
+    weights = resolve_weights(name, weights, mode=mode)
+    if mode == "ci":
+        net = _ci_resnet18()
+        if weights == "ci":
+            from actionbook.features.pretrain import ci_state_dict
+
+            _load_trunk(net, ci_state_dict())
+    else:
+        net = s.build(weights=None)
+        if weights is not None:
+            net.load_state_dict(load_weights(s.weights[weights]))
+    module = net.get_submodule(stage)
+    module.train()
+    for p in module.parameters():
+        p.requires_grad_(True)
+    return module

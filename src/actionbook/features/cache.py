@@ -1,0 +1,291 @@
+"""The feature cache: backbone features on disk, extracted once and shared by every chapter.
+
+An *entry* holds the features of one dataset split (train or test) for one extractor
+configuration. Its name (the KEY) is a hash of everything that determines the numbers --
+the dataset and its identity, split and subset, backbone and weights, layer, sampling and
+its parameters, crops, modality, flow method, and `EXTRACTOR_VERSION` -- so a changed
+setting gets a new entry and can never return stale tensors:
+
+    <cache_dir()>/features/<KEY>/
+        key.json                  what the entry is (the full key), the expected tensor shape
+        videos/<video_id>.pt      one file per video, written atomically as it is extracted
+        manifest.json             written last: the videos in order, labels, groups, classes
+
+A video file is `{"x": features, "frames": frame indices, "index": rows or None}`:
+
+- `x`: (num_items, D), (num_items, D, h, w), or with several crops (num_items, crops, ...);
+  an item is one frame (2D backbones; a flow stack starting there for flow) or one clip (3D).
+- `frames`: (num_items,) the frame each item starts at, or (num_items, clip_length) for clips.
+- `index`: for MRRN's overlapping 30-frame clips, (num_clips, 30) rows of `x`; else None.
+
+Because each video is its own file and the manifest comes last, an interrupted extraction
+resumes where it stopped, and an entry without a manifest is *partial* (`cache ls` says so).
+
+    python -m actionbook cache ls
+    python -m actionbook cache clean KEY [KEY ...]
+    python -m actionbook cache clean --all
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from actionbook.io import read_json
+from actionbook.paths import cache_dir
+
+
+class CacheError(Exception):
+    """A cache entry is damaged or does not match its key; the message says what to delete."""
+
+
+def features_dir() -> Path:
+    return cache_dir() / "features"
+
+
+def entry_dir(key: str) -> Path:
+    return features_dir() / key
+
+
+def clean_hint(key: str) -> str:
+    return f"delete the entry with `python -m actionbook cache clean {key}` and extract again"
+
+
+# --------------------------------------------------------------------------------------
+# FeatureSet: what a chapter gets back
+
+
+@dataclass
+class FeatureSet:
+    """The cached features of one dataset split, one tensor per video, in the split's order.
+
+    `features[i]` is video i's tensor (see the module docstring for its shape), `labels[i]`
+    its class (None for multi-label data; `label_sets[i]` holds every class), `groups[i]`
+    its UCF-101 group. `dataset()` turns it into the `(x, y, video_index)` dataset the
+    engine trains on.
+    """
+
+    key: str
+    spec: dict                        # the entry's key.json["key"]: how the features were made
+    features: list[torch.Tensor]
+    frames: list[torch.Tensor]
+    index: list[torch.Tensor | None]
+    video_ids: list[str]
+    labels: list[int | None]
+    label_sets: list[tuple[int, ...]]
+    groups: list[str | None]
+    classes: list[str]
+    transforms: tuple[str, ...] = ()  # what was applied after loading (e.g. "mean over crops", "pca 256")
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def subset(self) -> str:
+        return self.spec["subset"]
+
+    @property
+    def multilabel(self) -> bool:
+        return any(label is None for label in self.labels)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __repr__(self) -> str:
+        shape = tuple(self.features[0].shape[1:]) if self.features else ()
+        return (f"FeatureSet({self.key}: {len(self)} videos of {self.spec['subset']}, "
+                f"{self.spec['backbone']}/{self.spec['layer']}/{self.spec['modality']}, item shape {shape}"
+                + (f", {', '.join(self.transforms)}" if self.transforms else "") + ")")
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor], *, name: str) -> FeatureSet:
+        """A new FeatureSet with `fn` applied to every video's tensor (recorded as `name`)."""
+        return replace(self, features=[fn(x) for x in self.features], transforms=self.transforms + (name,))
+
+    def mean_crops(self) -> FeatureSet:
+        """Average the crop dimension away: Res-LSTM's Eq. 4-5, x_t = (1/K_c) sum_k A[k, t]."""
+        if self.spec["crops"] == "center":
+            return self
+        return self.map(lambda x: x.mean(dim=1), name="mean over crops")  # (N, crops, ...) -> (N, ...)
+
+    def targets(self) -> list[torch.Tensor]:
+        """Per video: the class index (long scalar), or a multi-hot vector for multi-label data."""
+        out, multilabel = [], self.multilabel
+        for label, labels in zip(self.labels, self.label_sets):
+            if not multilabel:
+                out.append(torch.tensor(label))
+            else:
+                y = torch.zeros(len(self.classes))
+                y[list(labels)] = 1.0
+                out.append(y)
+        return out
+
+    def dataset(self, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FeatureDataset:
+        """A torch Dataset of `(x, y, video_index)`, x = transform(features[i]) (e.g. select T clips)."""
+        return FeatureDataset(self, transform)
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """`(x, y, video_index)` per video, what `actionbook.engine` trains and evaluates on."""
+
+    def __init__(self, fs: FeatureSet, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.fs, self.transform = fs, transform
+        self.y = fs.targets()
+
+    def __len__(self) -> int:
+        return len(self.fs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        x = self.fs.features[i]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.y[i], i
+
+
+# --------------------------------------------------------------------------------------
+# reading an entry
+
+
+def check_video_file(path: Path, obj: object, *, key: str, expect: dict) -> None:
+    """Raise CacheError (naming the file and the fix) if a video file does not fit its entry."""
+    if not isinstance(obj, dict) or not {"x", "frames", "index"} <= obj.keys():
+        raise CacheError(f"{path}: not a feature file of this cache (missing x/frames/index); {clean_hint(key)}")
+    x, frames = obj["x"], obj["frames"]
+    want = tuple(expect["item_shape"])
+    if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != want:
+        got = tuple(x.shape[1:]) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise CacheError(f"{path}: features have item shape {got}, but this entry's key expects {want}; "
+                         f"{clean_hint(key)}")
+    if str(x.dtype) != expect["dtype"]:
+        raise CacheError(f"{path}: features have dtype {x.dtype}, but this entry's key expects {expect['dtype']}; "
+                         f"{clean_hint(key)}")
+    if len(frames) != len(x) or len(x) == 0:
+        raise CacheError(f"{path}: {len(x)} feature rows but {len(frames)} frame entries; {clean_hint(key)}")
+
+
+def load_video_file(path: Path, *, key: str, expect: dict) -> dict:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated by hand, or not a torch file
+        raise CacheError(f"{path}: cannot be read ({type(e).__name__}: {e}); {clean_hint(key)}") from e
+    check_video_file(path, obj, key=key, expect=expect)
+    return obj
+
+
+def load_features(key: str) -> FeatureSet:
+    """The FeatureSet of a complete entry (every file's shape and dtype checked against its key)."""
+    d = entry_dir(key)
+    if not (d / "manifest.json").is_file():
+        what = "is partial (no manifest.json): run the extraction again to finish it" if d.is_dir() \
+            else "does not exist"
+        raise CacheError(f"feature-cache entry {key} ({d}) {what}")
+    meta = read_json(d / "key.json")
+    manifest = read_json(d / "manifest.json")
+    feats, frames, index = [], [], []
+    for v in manifest["videos"]:
+        obj = load_video_file(d / "videos" / v["file"], key=key, expect=meta["expect"])
+        feats.append(obj["x"])
+        frames.append(obj["frames"])
+        index.append(obj["index"])
+    vs = manifest["videos"]
+    return FeatureSet(
+        key=key, spec=meta["key"], features=feats, frames=frames, index=index,
+        video_ids=[v["video_id"] for v in vs], labels=[v["label"] for v in vs],
+        label_sets=[tuple(v["labels"]) for v in vs], groups=[v["group"] for v in vs],
+        classes=manifest["classes"], skipped=[s["video_id"] for s in manifest.get("skipped", [])],
+    )
+
+
+# --------------------------------------------------------------------------------------
+# listing and cleaning
+
+
+@dataclass
+class EntryInfo:
+    key: str
+    description: str
+    videos: int          # video files on disk
+    expected: int | None  # videos in the split
+    bytes: int
+    complete: bool
+
+
+def _size(d: Path) -> int:
+    return sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+
+
+def entries() -> list[EntryInfo]:
+    """Every entry of the feature cache, complete or partial."""
+    root = features_dir()
+    out = []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if not d.is_dir():
+            continue
+        try:
+            meta = read_json(d / "key.json")
+            desc, expected = meta.get("description", "?"), meta.get("num_videos")
+        except (OSError, ValueError):
+            desc, expected = "(no readable key.json: damaged entry)", None
+        n = len(list((d / "videos").glob("*.pt"))) if (d / "videos").is_dir() else 0
+        out.append(EntryInfo(d.name, desc, n, expected, _size(d), (d / "manifest.json").is_file()))
+    return out
+
+
+def clean(keys: list[str] | None = None, *, all: bool = False) -> list[str]:
+    """Remove the named entries (or every entry with all=True); returns what was removed."""
+    if all:
+        keys = [e.key for e in entries()]
+    removed = []
+    for key in keys or []:
+        d = entry_dir(key)
+        if not d.is_dir() or d.parent != features_dir():
+            raise CacheError(f"no feature-cache entry {key!r} in {features_dir()}; "
+                             "see `python -m actionbook cache ls`")
+        shutil.rmtree(d)
+        removed.append(key)
+    return removed
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub.add_parser("ls", help="list the entries: key, what, #videos, size, complete or partial")
+    p = sub.add_parser("clean", help="remove entries")
+    p.add_argument("keys", nargs="*", metavar="KEY", help="entries to remove (see `cache ls`)")
+    p.add_argument("--all", action="store_true", help="remove every entry")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.action == "ls":
+        found = entries()
+        if not found:
+            print(f"the feature cache ({features_dir()}) is empty")
+            return 0
+        print(f"{'KEY':<16}  {'STATE':<8}  {'VIDEOS':>11}  {'SIZE':>9}  DESCRIPTION")
+        for e in found:
+            videos = f"{e.videos}/{e.expected}" if e.expected is not None else str(e.videos)
+            state = "complete" if e.complete else "partial"
+            print(f"{e.key:<16}  {state:<8}  {videos:>11}  {_human(e.bytes):>9}  {e.description}")
+        return 0
+    if not args.all and not args.keys:
+        print("cache clean: name the KEYs to remove (see `cache ls`), or pass --all")
+        return 2
+    try:
+        removed = clean(args.keys, all=args.all)
+    except CacheError as e:
+        print(f"cache clean: {e}")
+        return 1
+    for key in removed:
+        print(f"removed {key}")
+    if not removed:
+        print("nothing to remove")
+    return 0

@@ -1,0 +1,462 @@
+"""Feature extraction: videos -> frozen backbone -> the feature cache.
+
+    python -m actionbook extract --dataset ci --layout ucf101 --split 1 \\
+        --backbone resnet34 --layer layer4 --sampling mrrn --crops center --modality rgb --mode ci
+
+`extract_features(...)` does the same from Python and returns a `FeatureSet`. For one video:
+
+1. the split reader gives its record (path, label, group; `actionbook.data.readers`);
+2. the sampling rule gives the frames to read (`actionbook.data.sampling`):
+
+   | sampling | items per video | used by |
+   | --- | --- | --- |
+   | `res_lstm` | every 16-frame clip, stride 8 (`clip_grid`; 3D backbones) | Res-LSTM (C3D features) |
+   | `mrrn` | the frames of up to 20 clips of 30 frames, stride 8 (`mrrn_clips`) | MRRN |
+   | `tsn` | `pool` snippets at the centres of `pool` equal segments (`tsn_test_groups`) | Relational LSTM, Res-LSTM (TSN features) |
+   | `iqbal` | every 10th frame (`subsequences` cuts them into runs later) | Iqbal et al. |
+   | `frames` | every `step`-th frame | anything else |
+
+   With frozen features, TSN's random snippet per segment is drawn at training time from the
+   `pool` pre-extracted snippets (25 by default, like TSN's test protocol), not from every frame.
+3. the frames are decoded (`video.read_video`, PyAV) -- or, for `flow`, the video's optical
+   flow is read from the flow cache (`flow.video_flow`) and stacked: L = 10 fields per item for
+   2D backbones (`flow_stack`), one field per frame for 3D ones;
+4. resized (short side) and cropped: the centre, 5 crops, or 10 crops (corners + centre and
+   their mirrors; `actionbook.data.transforms`);
+5. the frozen backbone (`backbones.backbone`) maps each crop of each item to features.
+
+Steps 1-4 run in `torch.utils.data.DataLoader` worker processes (2 by default), step 5 in the
+main process, so decoding overlaps the network. Each video's features are written atomically
+as soon as they are computed (`cache.py` describes the entry), so a killed extraction resumes
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from actionbook.data import sampling as S
+from actionbook.data import transforms as TF
+from actionbook.data.readers import DatasetError, VideoRecord
+from actionbook.data.video import VideoDecodeError, probe, read_video
+from actionbook.features import backbones as B
+from actionbook.features.cache import (
+    CacheError,
+    FeatureSet,
+    clean_hint,
+    entry_dir,
+    load_features,
+    load_video_file,
+)
+from actionbook.io import atomic_write, read_json, write_json
+
+EXTRACTOR_VERSION = 1
+"""Part of every cache key: bump it when extraction changes its numbers, so that no entry
+made by the old code is ever returned."""
+
+LAYOUTS = ("ucf101", "hmdb51", "charades")
+SAMPLINGS = {  # name -> default parameters
+    "res_lstm": dict(length=16, stride=8),
+    "mrrn": dict(length=30, stride=8, max_clips=20),
+    "tsn": dict(pool=25),
+    "iqbal": dict(step=10),
+    "frames": dict(step=1),
+}
+CROPS = {"center": 1, "5": 5, "10": 10}
+
+
+# --------------------------------------------------------------------------------------
+# the dataset: records and identity
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Where a dataset's videos and split files are, and what identifies its contents."""
+
+    root: Path
+    layout: str
+    videos: Path
+    splits: Path
+    identity: dict  # the generated benchmark's preset/seed/version, or a hash of the split files
+
+
+def resolve_dataset(dataset: str | Path, *, layout: str) -> Dataset:
+    """A folder, or a generated-benchmark name: `ci`, `full` or `ci-seed3` (generated if missing)."""
+    from actionbook.data.describe import find_dataset_dir
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    root = Path(dataset)
+    if not root.is_dir():
+        from actionbook.data import generate
+
+        preset, _, seed = str(dataset).partition("-seed")
+        if preset not in generate.PRESETS or (seed and not seed.isdigit()):
+            raise DatasetError(f"{dataset}: neither a dataset folder nor a generated benchmark name "
+                               f"({', '.join(generate.PRESETS)}, optionally with -seedN)")
+        root = generate.ensure_benchmark(preset, int(seed or 0))
+    root = root.resolve()
+    base = root / "multilabel" if layout == "charades" and (root / "multilabel").is_dir() else root
+    splits = find_dataset_dir(base, None, layout, "splits")
+    videos = find_dataset_dir(base, None, layout, "videos")
+    if (root / "benchmark.json").is_file():
+        info = read_json(root / "benchmark.json")
+        identity = {k: info.get(k) for k in ("preset", "seed", "version")}
+    else:
+        h = hashlib.sha256()
+        for p in sorted(q for q in splits.iterdir() if q.is_file() and q.suffix in (".txt", ".csv")):
+            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+        identity = {"split_files_sha256": h.hexdigest()}
+    return Dataset(root, layout, videos.resolve(), splits.resolve(), identity)
+
+
+def read_records(ds: Dataset, *, split: int, subset: str) -> tuple[list[VideoRecord], list[str]]:
+    """The split's video records and the dataset's class names (B's readers)."""
+    from actionbook.data import readers as R
+
+    if ds.layout == "ucf101":
+        return (R.read_ucf101(videos=ds.videos, splits=ds.splits, split=split, subset=subset),
+                R.ucf101_classes(ds.splits))
+    if ds.layout == "hmdb51":
+        return (R.read_hmdb51(videos=ds.videos, splits=ds.splits, split=split, subset=subset),
+                R.hmdb51_classes(ds.splits))
+    if split != 1:
+        raise ValueError(f"Charades has a single split (1), got split={split}")
+    classes_file = ds.splits / "Charades_v1_classes.txt"
+    return (R.read_charades(videos=ds.videos, csv=ds.splits / f"Charades_v1_{subset}.csv", classes_file=classes_file),
+            R.charades_classes(classes_file))
+
+
+# --------------------------------------------------------------------------------------
+# the key
+
+
+def make_key(*, ds: Dataset, split: int, subset: str, backbone: str, layer: str, weights: str | None,
+             mode: str, sampling: str, sampling_params: dict, crops: str, modality: str,
+             flow_method: str, flow_length: int, resize: int, crop_size: int) -> tuple[str, dict]:
+    """(KEY, key dict): the hash of everything that determines the features, and the dict itself."""
+    if weights == "ci":
+        from actionbook.features.pretrain import pretrain_key
+
+        weights = pretrain_key()
+        if B.spec(backbone).kind == "clip":
+            weights += f"+inflated-v{B.INFLATION_VERSION}"
+    key = dict(
+        extractor_version=EXTRACTOR_VERSION,
+        dataset=str(ds.root), layout=ds.layout, identity=ds.identity, split=split, subset=subset,
+        backbone=backbone, mode=mode, weights=weights, layer=layer,
+        sampling=sampling, sampling_params=sampling_params, crops=crops, resize=resize, crop_size=crop_size,
+        modality=modality,
+        flow_method=flow_method if modality == "flow" else None,
+        flow_length=flow_length if modality == "flow" and B.spec(backbone).kind == "frame" else None,
+    )
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return digest, key
+
+
+def describe_key(key: dict) -> str:
+    name = Path(key["dataset"]).name
+    flow = f" {key['flow_method']}" if key["modality"] == "flow" else ""
+    return (f"{name} {key['layout']} split{key['split']} {key['subset']} | {key['mode']} {key['backbone']}."
+            f"{key['layer']} | {key['modality']}{flow} | {key['sampling']} | crops {key['crops']}")
+
+
+# --------------------------------------------------------------------------------------
+# per-video inputs (run in DataLoader workers)
+
+
+def plan_items(num_frames: int, *, sampling: str, params: dict, kind: str, flow_length: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(frames, index): which frames each item starts at, and MRRN's clip -> row index.
+
+    frames is (num_items,) for 2D backbones and (num_items, clip_length) for 3D ones.
+    `num_frames` counts the frames (rgb) or the flow fields (flow) of the video.
+    """
+    if sampling == "res_lstm":
+        if kind != "clip":
+            raise ValueError("sampling 'res_lstm' takes 16-frame clips: use a 3D backbone (r2plus1d_18, r3d_18)")
+        return torch.tensor(S.clip_grid(num_frames, **params)), None  # (K, 16)
+    if kind != "frame":
+        raise ValueError(f"sampling {sampling!r} takes single frames: use a 2D backbone (resnet*)")
+    if sampling == "mrrn":
+        clips = torch.tensor(S.mrrn_clips(num_frames, **params))      # (num_clips, 30)
+        frames = torch.unique(clips)                                   # (F,) sorted
+        return frames, torch.searchsorted(frames, clips)               # rows of x for each clip
+    if sampling == "tsn":
+        # with flow, a snippet is L fields: its start must leave room for them
+        starts = S.tsn_test_groups(num_frames, T=params["pool"], groups=1, length=max(flow_length, 1))[0]
+        return torch.tensor(starts), None
+    if sampling in ("iqbal", "frames"):
+        return torch.arange(0, num_frames, params["step"]), None
+    raise ValueError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
+
+
+def _crop(x: torch.Tensor, crops: str, size: int, *, flow: bool) -> torch.Tensor:
+    """(..., C, H, W) -> (..., C, h, w) for the centre, or (crops, ..., C, h, w)."""
+    if crops == "center":
+        return TF.center_crop(x, size)
+    if crops == "5":
+        return TF.five_crop(x, size)
+    return TF.ten_crop(x, size, flow=flow)
+
+
+class VideoInputs(torch.utils.data.Dataset):
+    """Decoded, resized and cropped network inputs of one video per item (runs in workers).
+
+    Item: dict(i, frames, index, x) with x uint8 (num_items, [crops,] C, h, w) for 2D or
+    (num_items, [crops,] C, T, h, w) for 3D backbones; or dict(i, error) if the video failed.
+    """
+
+    def __init__(self, records: list[VideoRecord], positions: list[int], *, kind: str, sampling: str,
+                 params: dict, crops: str, resize: int, crop_size: int, modality: str, flow_method: str,
+                 flow_length: int, flow_cache: Path | None = None) -> None:
+        self.records, self.positions = records, positions
+        self.kind, self.sampling, self.params = kind, sampling, params
+        self.crops, self.resize, self.crop_size = crops, resize, crop_size
+        self.modality, self.flow_method, self.flow_length = modality, flow_method, flow_length
+        self.flow_cache = flow_cache
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, j: int) -> dict:
+        i = self.positions[j]
+        try:
+            frames, index, x = self._inputs(self.records[i].path)
+        except (VideoDecodeError, ValueError, OSError) as e:
+            return dict(i=i, error=f"{type(e).__name__}: {e}")
+        return dict(i=i, frames=frames, index=index, x=x)
+
+    def _inputs(self, path: Path) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        flow = self.modality == "flow"
+        if not flow:
+            n = probe(path).num_frames
+            frames, index = plan_items(n, sampling=self.sampling, params=self.params, kind=self.kind)
+            wanted = torch.unique(frames)                                      # (U,) sorted
+            video = TF.to_tchw(read_video(path, frames=wanted.tolist()))       # (U, 3, H, W)
+            pos = torch.searchsorted(wanted, frames)                            # frames -> rows of video
+        else:
+            from actionbook.data.flow import video_flow
+
+            fields = video_flow(path, method=self.flow_method, cache=self.flow_cache)  # (n-1, H, W, 2)
+            n = len(fields)
+            L = self.flow_length if self.kind == "frame" else 0
+            frames, index = plan_items(n, sampling=self.sampling, params=self.params, kind=self.kind,
+                                       flow_length=L)
+            if self.kind == "frame":  # each item: L fields from its start, (2L, H, W); loops a short video
+                if self.sampling != "tsn":
+                    frames = frames.clamp(max=max(n - L, 0))
+                stack = (frames[:, None] + torch.arange(L)) % n                 # (F, L)
+                video = torch.from_numpy(fields[stack.numpy()])                  # (F, L, H, W, 2)
+                video = video.permute(0, 1, 4, 2, 3).flatten(1, 2)              # (F, 2L, H, W) x,y interleaved
+                pos = torch.arange(len(frames))
+            else:  # each clip frame f reads the field f -> f+1 (the last frame reuses the last field)
+                video = torch.from_numpy(fields).permute(0, 3, 1, 2)           # (n, 2, H, W)
+                pos = frames.clamp(max=n - 1)
+        video = TF.resize(video, self.resize)                                   # (U, C, h', w') uint8
+        video = _crop(video, self.crops, self.crop_size, flow=flow)             # ([crops,] U, C, h, w)
+        if self.crops != "center":
+            video = video.movedim(0, 1)                                         # (U, crops, C, h, w)
+        x = video[pos]                                                          # (items, [crops,] C, h, w) or (K, T, ...)
+        if self.kind == "clip":
+            x = x.movedim(1, -3)                                                # (K, [crops,] C, T, h, w)
+        return frames, index, x.contiguous()
+
+
+def _collate(item: dict) -> dict:
+    return item
+
+
+# --------------------------------------------------------------------------------------
+# extraction
+
+
+@torch.no_grad()
+def _features(net: torch.nn.Module, x: torch.Tensor, *, batch_size: int, device: torch.device) -> torch.Tensor:
+    """uint8 inputs (items, [crops,] C, ...) -> float32 features (items, [crops,] D, ...)."""
+    if isinstance(net, B.ClipBackbone):
+        lead = x.shape[:-4]                       # (items, [crops])
+        flat = x.reshape(-1, *x.shape[-4:])       # (N, C, T, h, w)
+    else:
+        lead = x.shape[:-3]
+        flat = x.reshape(-1, *x.shape[-3:])       # (N, C, h, w)
+    out = []
+    for s in range(0, len(flat), batch_size):
+        xb = flat[s:s + batch_size].to(device).float().div_(255)
+        out.append(net(xb).float().cpu())         # (b, D[, h, w])
+    y = torch.cat(out)
+    return y.reshape(*lead, *y.shape[1:])
+
+
+def extract_features(
+    *,
+    dataset: str | Path,
+    layout: str = "ucf101",
+    split: int = 1,
+    subset: str = "train",
+    backbone: str,
+    layer: str,
+    sampling: str,
+    sampling_params: dict | None = None,
+    crops: str = "center",
+    modality: str = "rgb",
+    mode: str = "ci",
+    weights: str | None = "auto",
+    flow_method: str = "tvl1",
+    flow_length: int = 10,
+    size: tuple[int, int] | None = None,
+    batch_size: int = 64,
+    num_workers: int = 2,
+    skip_errors: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    on_video: Callable[[int], None] | None = None,
+) -> FeatureSet:
+    """Extract (or load from the cache) the features of one dataset split; see the module docstring.
+
+    weights: "auto" = "ci" in ci mode (the ci pretraining) and "DEFAULT" in full mode;
+    None = random weights (tests). size: (resize, crop) instead of the backbone's default
+    (`backbones.input_size`). sampling_params override `SAMPLINGS[sampling]`.
+    skip_errors: an unreadable video is reported and left out instead of stopping the run.
+    on_video(n): called after the n-th video of this run is stored (tests use it to crash).
+    """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
+    if crops not in CROPS:
+        raise ValueError(f"crops must be one of {list(CROPS)}, got {crops!r}")
+    if modality not in B.MODALITIES:
+        raise ValueError(f"modality must be one of {B.MODALITIES}, got {modality!r}")
+    spec = B.spec(backbone)
+    params = {**SAMPLINGS[sampling], **(sampling_params or {})}
+    plan_items(1000, sampling=sampling, params=params, kind=spec.kind)  # a wrong combination fails here, once
+    if weights == "auto":
+        weights = "ci" if mode == "ci" else "DEFAULT"
+    weights = B.resolve_weights(backbone, weights, mode=mode)
+    resize, crop_size = size or B.input_size(backbone, mode=mode)
+    ds = resolve_dataset(dataset, layout=layout)
+    records, classes = read_records(ds, split=split, subset=subset)
+    key, key_dict = make_key(ds=ds, split=split, subset=subset, backbone=backbone, layer=layer, weights=weights,
+                             mode=mode, sampling=sampling, sampling_params=params, crops=crops, modality=modality,
+                             flow_method=flow_method, flow_length=flow_length, resize=resize, crop_size=crop_size)
+    d = entry_dir(key)
+    if (d / "manifest.json").is_file():
+        return load_features(key)
+
+    # a frozen backbone and the shape of one item's features
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    net = B.backbone(backbone, layer=layer, modality=modality, weights=weights, mode=mode,
+                     flow_length=flow_length).to(dev)
+    channels = 3 if modality == "rgb" else (2 * flow_length if spec.kind == "frame" else 2)
+    probe_shape = (1, channels, crop_size, crop_size) if spec.kind == "frame" else \
+        (1, channels, params.get("length", 16), crop_size, crop_size)
+    item_shape = tuple(net(torch.zeros(probe_shape, device=dev)).shape[1:])
+    if crops != "center":
+        item_shape = (CROPS[crops], *item_shape)
+    expect = dict(item_shape=list(item_shape), dtype="torch.float32")
+    meta = dict(key=key_dict, expect=expect, description=describe_key(key_dict), num_videos=len(records))
+    if (d / "key.json").is_file():
+        old = read_json(d / "key.json")
+        if old.get("key") != key_dict or old.get("expect") != expect:
+            raise CacheError(f"{d / 'key.json'} does not match the key it is stored under; {clean_hint(key)}")
+    else:
+        write_json(d / "key.json", meta)
+
+    files = [f"{r.video_id}.pt" for r in records]
+    todo = [i for i, f in enumerate(files) if not (d / "videos" / f).is_file()]
+    inputs = VideoInputs(records, todo, kind=spec.kind, sampling=sampling, params=params, crops=crops,
+                         resize=resize, crop_size=crop_size, modality=modality, flow_method=flow_method,
+                         flow_length=flow_length)
+    loader = torch.utils.data.DataLoader(inputs, batch_size=None, num_workers=num_workers, collate_fn=_collate,
+                                         prefetch_factor=4 if num_workers else None)
+    skipped = []
+    bar = tqdm(total=len(records), initial=len(records) - len(todo), unit="video", disable=not progress,
+               desc=f"extract {backbone}.{layer} {modality} {subset}")
+    done = 0
+    for item in loader:
+        i = item["i"]
+        if "error" in item:
+            if not skip_errors:
+                raise VideoDecodeError(f"{records[i].path}: {item['error']} "
+                                       "(pass --skip-errors / skip_errors=True to leave unreadable videos out)")
+            skipped.append(dict(video_id=records[i].video_id, path=str(records[i].path), error=item["error"]))
+            bar.update()
+            continue
+        x = _features(net, item["x"], batch_size=batch_size, device=dev)  # (items, [crops,] D[, h, w])
+        with atomic_write(d / "videos" / files[i], "wb") as f:
+            torch.save(dict(x=x, frames=item["frames"], index=item["index"]), f)
+        bar.update()
+        done += 1
+        if on_video is not None:
+            on_video(done)
+    bar.close()
+
+    # every file is checked before the manifest declares the entry complete
+    kept = []
+    for i, r in enumerate(records):
+        path = d / "videos" / files[i]
+        if not path.is_file():
+            continue
+        load_video_file(path, key=key, expect=expect)
+        kept.append(dict(video_id=r.video_id, file=files[i], label=r.label, labels=list(r.labels), group=r.group))
+    if skipped:
+        print(f"extract: skipped {len(skipped)} unreadable video(s):", file=sys.stderr)
+        for s in skipped:
+            print(f"  {s['path']}: {s['error']}", file=sys.stderr)
+    write_json(d / "manifest.json", dict(videos=kept, classes=classes, skipped=skipped))
+    return load_features(key)
+
+
+# --------------------------------------------------------------------------------------
+# the command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True,
+                        help="dataset folder, or a generated benchmark: ci, full, ci-seed1, ...")
+    parser.add_argument("--layout", default="ucf101", choices=LAYOUTS)
+    parser.add_argument("--split", type=int, default=1)
+    parser.add_argument("--subset", default="both", choices=("train", "test", "both"))
+    parser.add_argument("--backbone", required=True, choices=sorted(B.SPECS))
+    parser.add_argument("--layer", required=True, help="layer2, layer4_map, conv5_2_map, pool, ... (see backbones.py)")
+    parser.add_argument("--sampling", required=True, choices=list(SAMPLINGS))
+    parser.add_argument("--crops", default="center", choices=list(CROPS))
+    parser.add_argument("--modality", default="rgb", choices=B.MODALITIES)
+    parser.add_argument("--mode", default="ci", choices=("ci", "full"))
+    parser.add_argument("--weights", default="auto",
+                        help="full: an enum member (DEFAULT, IMAGENET1K_V1, ...); ci: ci; "
+                             "none: seeded random weights (tests only); default auto = ci or DEFAULT")
+    parser.add_argument("--flow-method", default="tvl1", choices=("tvl1", "dis", "farneback"))
+    parser.add_argument("--flow-length", type=int, default=10, help="flow fields stacked per frame (2D backbones)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes that decode")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--skip-errors", action="store_true", help="leave unreadable videos out (listed at the end)")
+
+
+def main(args: argparse.Namespace) -> int:
+    subsets = ("train", "test") if args.subset == "both" else (args.subset,)
+    for subset in subsets:
+        try:
+            fs = extract_features(
+                dataset=args.dataset, layout=args.layout, split=args.split, subset=subset,
+                backbone=args.backbone, layer=args.layer, sampling=args.sampling, crops=args.crops,
+                modality=args.modality, mode=args.mode, weights=None if args.weights == "none" else args.weights,
+                flow_method=args.flow_method,
+                flow_length=args.flow_length, batch_size=args.batch_size, num_workers=args.workers,
+                skip_errors=args.skip_errors, device=args.device,
+            )
+        except (DatasetError, VideoDecodeError, CacheError, B.MissingWeightsError, ValueError) as e:
+            print(f"extract: {e}", file=sys.stderr)
+            return 1
+        shape = tuple(fs.features[0].shape) if len(fs) else ()
+        print(f"{fs.key}  {subset}: {len(fs)} videos, first {shape}"
+              + (f", {len(fs.skipped)} skipped" if fs.skipped else ""))
+    return 0

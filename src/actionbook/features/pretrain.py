@@ -1,0 +1,192 @@
+"""ci pretraining: the toy-size analogue of ImageNet pretraining.
+
+Every paper starts from a backbone pretrained on a large image (or video) dataset and keeps
+it frozen (or fine-tunes its top). ci mode has no ImageNet and no internet, and a *random*
+frozen network would make every comparison in the book meaningless. So ci pretrains its
+own backbone, briefly and supervised, on still images drawn by the benchmark's generator
+(`actionbook.data.generate.static_images`: one object on one of the benchmark's
+backgrounds, labelled by the object's kind):
+
+- the 2D backbone (ResNet-18 at 64x64, standing in for ResNet-34/50/101) is trained for a
+  few epochs on a few thousand images; its accuracy on held-out images is recorded;
+- the 3D backbone (standing in for C3D / R(2+1)D Kinetics features) is **not trained on
+  video**: it is the same ResNet-18 inflated to 3D (I3D's recipe; see
+  `backbones.inflate_resnet`). Training a 3D network on clips costs far more than the ci
+  budget allows, and inflation is how I3D itself starts from ImageNet. Its accuracy on
+  held-out static images shown as still clips is recorded too (with edge-replicating
+  temporal padding it equals the 2D network's, up to rounding: a check of the inflation).
+
+The weights are cached under `cache_dir()/"pretrain"/<key>.pt`, keyed by everything that
+determines them (this config, the generator's version, this module's `VERSION`), written
+atomically and reused; `report()` returns the recorded accuracies and time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from actionbook.io import atomic_write, read_json, write_json
+from actionbook.paths import cache_dir
+from actionbook.seed import seed_everything
+
+VERSION = 2  # bump when the training recipe changes: every cached weight is then retrained
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The ci pretraining recipe (small on purpose: all of it must take <= 3 min on 2 cores)."""
+
+    n_train: int = 2400
+    n_test: int = 600
+    size: int = 64           # image side, pixels (the ci benchmark's frame size)
+    crop: int = 56           # network input: random crops in training, the centre in testing (as in extraction)
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 2e-3         # Adam, cosine decay to 0
+    weight_decay: float = 1e-4
+    seed: int = 0
+    clip_frames: int = 4     # length of the still clips the inflated 3D network is scored on
+    n_test_3d: int = 120     # held-out images it is scored on (a 3D forward costs more)
+
+
+ImageSource = Callable[..., tuple[np.ndarray, np.ndarray, list[str]]]
+
+
+def _generator_version() -> str:
+    from actionbook.data import generate
+
+    return str(getattr(generate, "VERSION", getattr(generate, "__version__", "0")))
+
+
+def pretrain_key(cfg: PretrainConfig = PretrainConfig()) -> str:
+    """A hash of everything that determines the ci weights."""
+    blob = json.dumps(dict(cfg=asdict(cfg), generator=_generator_version(), version=VERSION,
+                           torch=torch.__version__.split("+")[0]), sort_keys=True)
+    return "ci-resnet18-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _paths(cfg: PretrainConfig, root: Path | None) -> tuple[Path, Path]:
+    root = Path(root) if root is not None else cache_dir() / "pretrain"
+    key = pretrain_key(cfg)
+    return root / f"{key}.pt", root / f"{key}.json"
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, H, W) in [0, 1]
+
+
+def _augment(x: torch.Tensor, crop: int, g: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip and a random crop x crop window (one per batch)."""
+    n, _, h, w = x.shape
+    flip = torch.rand(n, generator=g) < 0.5
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
+    dy, dx = (int(v) for v in torch.randint(0, h - crop + 1, (2,), generator=g))
+    return x[:, :, dy:dy + crop, dx:dx + crop]  # (N, 3, crop, crop)
+
+
+def _center(x: torch.Tensor, crop: int) -> torch.Tensor:
+    top = (x.shape[-1] - crop) // 2
+    return x[..., top:top + crop, top:top + crop]
+
+
+@torch.no_grad()
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, clip_frames: int = 0) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), 128):
+        xb = x[i:i + 128]
+        if clip_frames:
+            xb = xb.unsqueeze(2).expand(-1, -1, clip_frames, -1, -1)  # (B, 3, T, H, W) still clips
+        correct += int((model(xb).argmax(1) == y[i:i + 128]).sum())
+    return correct / len(x)
+
+
+def pretrain(cfg: PretrainConfig = PretrainConfig(), *, images: ImageSource | None = None,
+             root: Path | None = None, progress: bool = True) -> dict:
+    """Train the ci ResNet-18 (or return the cached one); returns the report dict.
+
+    `images(n=, size=, seed=)` defaults to `actionbook.data.generate.static_images`; tests pass
+    a stand-in (the stand-in's output is then cached under the same key: pass a separate `root`).
+    """
+    from actionbook.features.backbones import _CI_STATS, inflate_resnet, inflated_r3d_18
+
+    weights_file, report_file = _paths(cfg, root)
+    if weights_file.is_file() and report_file.is_file():
+        return read_json(report_file)
+    if images is None:
+        from actionbook.data.generate import static_images as images
+    start, cpu_start = time.perf_counter(), time.process_time()
+    g = seed_everything(cfg.seed, deterministic=False)
+    imgs, labels, names = images(n=cfg.n_train + cfg.n_test, size=cfg.size, seed=cfg.seed)
+    x = _to_tensor(imgs)                             # (N, 3, S, S)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    num_classes = len(names)
+    mean = torch.tensor(_CI_STATS.mean).view(1, 3, 1, 1)
+    std = torch.tensor(_CI_STATS.std).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    x_train, y_train = x[:cfg.n_train], y[:cfg.n_train]
+    x_test, y_test = _center(x[cfg.n_train:], cfg.crop), y[cfg.n_train:]
+
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=num_classes).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * ((cfg.n_train + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    bar = tqdm(total=steps, desc="ci pretraining (ResNet-18)", unit="step", disable=not progress)
+    for _ in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(cfg.n_train, generator=g)
+        for i in range(0, cfg.n_train, cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            xb = _augment(x_train[idx], cfg.crop, g).contiguous(memory_format=torch.channels_last)  # (B, 3, S, S)
+            loss = F.cross_entropy(model(xb), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    model = model.to(memory_format=torch.contiguous_format)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    train_seconds = time.perf_counter() - start
+
+    net3d = inflated_r3d_18(num_classes=num_classes)
+    net3d.load_state_dict(inflate_resnet(state))
+    report = dict(
+        key=pretrain_key(cfg), config=asdict(cfg), classes=list(names),
+        train_accuracy=_accuracy(model, _center(x_train[:cfg.n_test], cfg.crop), y_train[:cfg.n_test]),
+        test_accuracy=_accuracy(model, x_test, y_test),
+        inflated_3d_test_accuracy=_accuracy(net3d, x_test[:cfg.n_test_3d], y_test[:cfg.n_test_3d],
+                                            clip_frames=cfg.clip_frames),
+        chance=1 / num_classes, train_seconds=train_seconds,
+        seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
+        threads=torch.get_num_threads(),
+    )
+    with atomic_write(weights_file, "wb") as f:
+        torch.save(state, f)
+    write_json(report_file, report)  # written last: its presence marks a complete entry
+    return report
+
+
+def ci_state_dict(cfg: PretrainConfig = PretrainConfig(), *, root: Path | None = None) -> dict[str, torch.Tensor]:
+    """The ci ResNet-18's state_dict (pretraining it first if it is not cached)."""
+    pretrain(cfg, root=root)
+    weights_file, _ = _paths(cfg, root)
+    return torch.load(weights_file, map_location="cpu", weights_only=True)
+
+
+def report(cfg: PretrainConfig = PretrainConfig(), *, root: Path | None = None) -> dict:
+    """What the pretraining recorded: accuracies (train, held-out, inflated 3D), chance, seconds."""
+    return pretrain(cfg, root=root)

@@ -1,0 +1,163 @@
+"""Frozen backbones: layers and shapes, freezing, flow initialisation, inflation, offline weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from actionbook.features import backbones as B
+
+
+def test_missing_weights_message_names_enum_file_path_and_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(B.MissingWeightsError) as e:
+        B.backbone("resnet34", layer="layer4", weights="IMAGENET1K_V1", mode="full")
+    msg = str(e.value)
+    w = torchvision.models.ResNet34_Weights.IMAGENET1K_V1
+    assert "ResNet34_Weights.IMAGENET1K_V1" in msg
+    assert "resnet34-b627a593.pth" in msg
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet34-b627a593.pth") in msg
+    assert w.url in msg
+    # DEFAULT resolves to the member it points to (ResNet-50's is V2)
+    with pytest.raises(B.MissingWeightsError, match="ResNet50_Weights.IMAGENET1K_V2"):
+        B.backbone("resnet50", layer="layer4", weights="DEFAULT", mode="full")
+
+
+def test_weights_load_offline_through_torchvision(tmp_path, monkeypatch):
+    """A file under the expected name is loaded by torchvision's own code path. check_hash
+    only verifies the hash prefix when downloading, so a random state_dict loads too."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    w = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    path = B.weights_path(w)
+    assert path == tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    torch.manual_seed(1)
+    saved = torchvision.models.resnet18().state_dict()
+    path.parent.mkdir(parents=True)
+    torch.save(saved, path)
+    net = B.backbone("resnet18", layer="layer4", weights="IMAGENET1K_V1", mode="full")
+    assert torch.equal(net.stem[0].weight, saved["conv1.weight"])
+    assert torch.equal(net.body[3][1].conv2.weight, saved["layer4.1.conv2.weight"])
+    # the normalisation comes from the enum's transforms() metadata
+    assert torch.allclose(net.mean.flatten(), torch.tensor(w.transforms().mean))
+    assert torch.allclose(net.std.flatten(), torch.tensor(w.transforms().std))
+    # a damaged file is reported, naming it
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(B.MissingWeightsError, match="resnet18-f37072fd.pth"):
+        B.backbone("resnet18", layer="layer4", weights="IMAGENET1K_V1", mode="full")
+
+
+def test_ci_refuses_imagenet_weights_and_bad_names():
+    with pytest.raises(ValueError, match="ci-pretrained"):
+        B.backbone("resnet34", layer="layer4", weights="IMAGENET1K_V1", mode="ci")
+    with pytest.raises(ValueError, match="no layer"):
+        B.backbone("resnet34", layer="layer5", weights=None, mode="ci")
+    with pytest.raises(ValueError, match="no member"):
+        B.resolve_weights("resnet34", "IMAGENET9K", mode="full")
+
+
+@pytest.mark.parametrize("layer, shape", [
+    ("layer2", (2, 128)), ("layer3", (2, 256)), ("layer4", (2, 512)),
+    ("layer3_map", (2, 256, 4, 4)), ("conv5_1_map", (2, 512, 2, 2)), ("conv5_2_map", (2, 512, 2, 2)),
+])
+def test_ci_frame_backbone_layers(layer, shape):
+    net = B.backbone("resnet34", layer=layer, weights=None, mode="ci")  # ci: ResNet-18
+    out = net(torch.rand(2, 3, 56, 56))
+    assert tuple(out.shape) == shape
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+
+
+def test_full_size_families_and_conv5_units():
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        x = torch.rand(1, 3, 64, 64)
+        r50 = B.backbone("resnet50", layer="layer3_map", weights=None, mode="full")
+        assert tuple(r50(x).shape) == (1, 1024, 4, 4)   # Iqbal: the input of block4
+        r101 = B.backbone("resnet101", layer="conv5_2_map", weights=None, mode="full")
+        assert tuple(r101(x).shape) == (1, 2048, 2, 2)  # Relational LSTM reads here
+        assert len(r101.body[3]) == 2                   # layer4[0], layer4[1]
+        r34 = B.backbone("resnet34", layer="layer2", weights=None, mode="full")
+        assert tuple(r34(x).shape) == (1, 128)          # MRRN's low level
+    with pytest.raises(ValueError, match="conv5_x has 2 units"):
+        B.backbone("resnet101", layer="conv5_3_map", weights=None, mode="ci")
+    assert B.input_size("resnet34", mode="full") == (256, 224)
+    assert B.input_size("r2plus1d_18", mode="full") == (128, 112)
+    assert B.input_size("resnet34", mode="ci") == (64, 56)
+
+
+def test_flow_cross_modality_initialisation():
+    torch.manual_seed(0)
+    rgb = B.backbone("resnet18", layer="layer4", weights=None, mode="full")
+    torch.manual_seed(0)
+    flow = B.backbone("resnet18", layer="layer4", modality="flow", weights=None, mode="full", flow_length=5)
+    w_rgb, w_flow = rgb.stem[0].weight, flow.stem[0].weight  # (64, 3, 7, 7), (64, 10, 7, 7)
+    assert w_flow.shape == (64, 10, 7, 7)
+    for c in range(10):
+        assert torch.allclose(w_flow[:, c], w_rgb.mean(dim=1))
+    std = torchvision.models.ResNet18_Weights.DEFAULT.transforms().std
+    assert torch.allclose(flow.mean.flatten(), torch.full((10,), 0.5))
+    assert torch.allclose(flow.std.flatten(), torch.full((10,), sum(std) / 3))
+    assert tuple(flow(torch.rand(2, 10, 32, 32)).shape) == (2, 512)
+    clip = B.backbone("r3d_18", layer="pool", modality="flow", weights=None, mode="ci")
+    assert clip.body[0][0].weight.shape[1] == 2
+    assert tuple(clip(torch.rand(1, 2, 4, 16, 16)).shape) == (1, 512)
+
+
+def test_inflation_reproduces_the_2d_network_on_still_clips():
+    """I3D inflation: a clip of identical frames gives exactly the 2D network's activations at
+    every frame (each 3-tap temporal kernel sums to the 2D kernel; time is edge-padded)."""
+    torch.manual_seed(0)
+    net2d = torchvision.models.resnet18().eval()
+    net3d = B.inflated_r3d_18(num_classes=1000).eval()
+    net3d.load_state_dict(B.inflate_resnet(net2d.state_dict()))
+    img = torch.rand(1, 3, 32, 32)
+    clip = img.unsqueeze(2).expand(-1, -1, 4, -1, -1)  # (1, 3, 4, 32, 32)
+    with torch.no_grad():
+        a2 = net2d.layer1(net2d.maxpool(net2d.relu(net2d.bn1(net2d.conv1(img)))))  # (1, 64, 8, 8)
+        a3 = net3d.layer1(net3d.stem(clip))                                         # (1, 64, 4, 8, 8)
+        assert torch.allclose(a3[:, :, 0], a2, atol=1e-4) and torch.allclose(a3[:, :, 3], a2, atol=1e-4)
+        assert torch.allclose(net3d(clip), net2d(img), atol=1e-3)             # logits too
+        moving = torch.stack([img.roll(4 * t, dims=-1) for t in range(4)], dim=2)  # (1, 3, 4, 32, 32)
+        assert not torch.allclose(net3d.layer1(net3d.stem(moving))[:, :, 0], a2, atol=1e-2)
+
+
+def test_clip_backbone_shape_and_pretrained_stage():
+    net = B.backbone("r2plus1d_18", layer="pool", weights=None, mode="ci")
+    assert tuple(net(torch.rand(2, 3, 8, 16, 16)).shape) == (2, 512)
+    with torch.device("meta"):
+        stage = B.pretrained_stage("resnet50", stage="layer4", weights=None, mode="full")
+        assert stage.training and all(p.requires_grad for p in stage.parameters())
+        assert tuple(stage(torch.rand(1, 1024, 4, 4)).shape) == (1, 2048, 2, 2)
+
+
+def _shapes(*, n: int, size: int, seed: int):
+    """Stand-in for generate.static_images: a filled disc or square of a random colour."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 80, size=(n, size, size, 3), dtype=np.uint8)
+    labels = np.arange(n) % 2
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        cy, cx, r = rng.integers(size // 3, 2 * size // 3, 2).tolist() + [size // 5]
+        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r if labels[i] == 0 else \
+            (abs(yy - cy) <= r) & (abs(xx - cx) <= r)
+        images[i][mask] = rng.integers(120, 256, 3)
+    return images, labels, ["disc", "square"]
+
+
+def test_pretraining_is_cached_and_inflation_keeps_its_accuracy(tmp_path):
+    from actionbook.features import pretrain as P
+
+    cfg = P.PretrainConfig(n_train=32, n_test=16, size=24, crop=20, epochs=1, batch_size=32, n_test_3d=16)
+    report = P.pretrain(cfg, images=_shapes, root=tmp_path, progress=False)
+    assert report["key"] == P.pretrain_key(cfg) and report["chance"] == 0.5
+    assert 0 <= report["test_accuracy"] <= 1
+    # on still clips the inflated 3D network computes the 2D network's logits: same accuracy
+    assert report["inflated_3d_test_accuracy"] == pytest.approx(report["test_accuracy"])
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == [f"{report['key']}.json", f"{report['key']}.pt"]
+    mtime = (tmp_path / files[1]).stat().st_mtime_ns
+    assert P.pretrain(cfg, images=None, root=tmp_path) == report  # cached: static_images is not even called
+    assert (tmp_path / files[1]).stat().st_mtime_ns == mtime
+    assert P.pretrain_key(cfg) != P.pretrain_key(P.PretrainConfig(n_train=65))
+    state = P.ci_state_dict(cfg, root=tmp_path)
+    assert state["fc.weight"].shape == (2, 512)

@@ -1,0 +1,100 @@
+"""Extraction: the pipeline computes what it says, for every sampling, crop and modality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from actionbook import cli
+from actionbook.data import transforms as TF
+from actionbook.data.video import VideoDecodeError, read_video
+from actionbook.features import backbones as B
+from actionbook.features.extract import extract_features, plan_items
+from test_feature_cache import FAST, tiny_ucf
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return tiny_ucf(tmp_path_factory.mktemp("ucf"))
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_features_equal_the_backbone_on_decoded_centre_crops(dataset):
+    fs = extract_features(dataset=dataset, subset="test", **FAST)
+    net = B.backbone("resnet18", layer="layer4", weights=None, mode="ci")
+    path = dataset / "videos" / "Red" / "v_Red_g03_c01.avi"
+    frames = TF.to_tchw(read_video(path, frames=[0, 5, 10, 15]))        # (4, 3, 32, 32)
+    with torch.no_grad():
+        want = net(TF.center_crop(frames, 28).float() / 255)            # (4, 512)
+    i = fs.video_ids.index("v_Red_g03_c01")
+    assert torch.equal(fs.frames[i], torch.tensor([0, 5, 10, 15]))
+    assert torch.allclose(fs.features[i], want, atol=1e-5)
+    x, y, j = fs.dataset(transform=lambda x: x[:2])[i]
+    assert x.shape == (2, 512) and int(y) == 0 and j == i
+    assert fs.classes == ["Red", "Blue"]
+
+
+def test_mrrn_frames_and_clip_index(dataset):
+    fs = extract_features(dataset=dataset, subset="test", **{**FAST, "sampling": "mrrn",
+                                                          "sampling_params": dict(length=8, stride=4)})
+    # 20 frames, 8-frame clips every 4 frames: starts 0, 4, 8, 12 -> frames 0..19 once each
+    assert torch.equal(fs.frames[0], torch.arange(20))
+    assert fs.index[0].shape == (4, 8)
+    assert torch.equal(fs.frames[0][fs.index[0]][1], torch.arange(4, 12))
+
+
+def test_clip_backbone_ten_crops_and_workers(dataset):
+    args = {**FAST, "backbone": "r3d_18", "layer": "pool", "sampling": "res_lstm",
+            "sampling_params": dict(length=8, stride=4), "crops": "10", "size": (12, 8)}
+    fs = extract_features(dataset=dataset, subset="test", **args)
+    # clip_grid(20, length=8, stride=4): K = (20 - 8) // 4 + 1 = 4 clips
+    assert fs.features[0].shape == (4, 10, 512)
+    assert torch.equal(fs.frames[0][1], torch.arange(4, 12))
+    assert fs.mean_crops().features[0].shape == (4, 512)
+    # two decoding workers give the same numbers as decoding in the main process
+    from actionbook.features.cache import clean
+
+    clean([fs.key])
+    again = extract_features(dataset=dataset, subset="test", **{**args, "num_workers": 2})
+    for a, b in zip(fs.features, again.features):
+        assert torch.equal(a, b)
+
+
+def test_flow_stacks(dataset):
+    fs = extract_features(dataset=dataset, subset="test", **{**FAST, "modality": "flow", "flow_method": "farneback",
+                                                          "flow_length": 3})
+    # 20 frames -> 19 flow fields; items every 5th frame, starts clamped to 19 - 3 = 16
+    assert torch.equal(fs.frames[0], torch.tensor([0, 5, 10, 15]))
+    assert fs.features[0].shape == (4, 512)
+    rgb = extract_features(dataset=dataset, subset="test", **FAST)
+    assert fs.key != rgb.key and not torch.allclose(fs.features[0], rgb.features[0])
+    assert plan_items(19, sampling="tsn", params=dict(pool=4), kind="frame", flow_length=3)[0].max() <= 16
+
+
+def test_unreadable_video_stops_or_is_skipped(tmp_path):
+    root = tiny_ucf(tmp_path / "ucf")
+    bad = root / "videos" / "Blue" / "v_Blue_g03_c01.avi"
+    bad.write_bytes(b"this is not a video")
+    with pytest.raises(VideoDecodeError, match="v_Blue_g03_c01.avi"):
+        extract_features(dataset=root, subset="test", **FAST)
+    fs = extract_features(dataset=root, subset="test", skip_errors=True, **FAST)
+    assert fs.video_ids == ["v_Red_g03_c01"] and fs.skipped == ["v_Blue_g03_c01"]
+
+
+def test_extract_command(dataset, capsys, cache):
+    args = ["extract", "--dataset", str(dataset), "--backbone", "resnet18", "--layer", "layer2",
+            "--sampling", "iqbal", "--mode", "ci", "--weights", "none", "--workers", "0"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split()[1] for ln in out] == ["train:", "test:"]
+    assert "4 videos, first (2, 128)" in out[0] and "2 videos, first (2, 128)" in out[1]  # frames 0, 10
+    assert len(list((cache / "features").iterdir())) == 2
+    assert cli.main(["extract", "--dataset", str(dataset / "nope"), *args[3:]]) == 1
+    assert "nope" in capsys.readouterr().err

@@ -1,0 +1,186 @@
+"""The feature cache: resuming after a crash, keys, damaged files, `cache ls/clean`, PCA and z-norm."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from actionbook import cli
+from actionbook.features import cache as C
+from actionbook.features.extract import extract_features
+from actionbook.features.transforms import PCA, ZNorm
+
+CLASSES = ("Red", "Blue")
+
+
+def tiny_ucf(root: Path, *, frames: int = 20, size: int = 32) -> Path:
+    """A 2-class dataset in the UCF-101 layout: 4 train videos (groups 1-2), 2 test (group 3)."""
+    from actionbook.data.video import write_video
+
+    rng = np.random.default_rng(0)
+    lines = {"train": [], "test": []}
+    for label, name in enumerate(CLASSES):
+        for g in (1, 2, 3):
+            for c in (1,):
+                v = rng.integers(0, 60, size=(frames, size, size, 3), dtype=np.uint8)
+                for t in range(frames):  # a bright square moving right (Red) or down (Blue)
+                    y, x = (8, 2 + t) if name == "Red" else (2 + t % (size - 8), 8)
+                    v[t, y:y + 8, x:x + 8, label * 2] = 250
+                rel = f"{name}/v_{name}_g{g:02d}_c{c:02d}.avi"
+                write_video(root / "videos" / rel, v, fps=25)
+                lines["train" if g < 3 else "test"].append(f"{rel} {label + 1}" if g < 3 else rel)
+    splits = root / "splits"
+    splits.mkdir(parents=True)
+    (splits / "classInd.txt").write_bytes("".join(f"{i + 1} {n}\r\n" for i, n in enumerate(CLASSES)).encode())
+    (splits / "trainlist01.txt").write_bytes("".join(f"{s}\r\n" for s in lines["train"]).encode())
+    (splits / "testlist01.txt").write_bytes("".join(f"{s}\r\n" for s in lines["test"]).encode())
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return tiny_ucf(tmp_path_factory.mktemp("ucf"))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+# tiny random ResNet-18 (weights=None is seeded), 32-px frames cropped to 28, every 5th frame
+FAST = dict(layout="ucf101", split=1, backbone="resnet18", layer="layer4", sampling="frames",
+            sampling_params=dict(step=5), mode="ci", weights=None, size=(32, 28), num_workers=0, progress=False)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_killed_extraction_resumes_to_identical_tensors(dataset, cache, monkeypatch):
+    def crash_after_two(n):
+        if n == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        extract_features(dataset=dataset, subset="train", on_video=crash_after_two, **FAST)
+    [entry] = list((cache / "features").iterdir())
+    assert not (entry / "manifest.json").exists()                 # partial
+    assert len(list((entry / "videos").glob("*.pt"))) == 2
+    assert not [p for p in entry.rglob("*") if p.name.endswith(".tmp")]  # nothing half-written
+    [info] = C.entries()
+    assert (info.complete, info.videos, info.expected) == (False, 2, 4)
+
+    seen = []
+    resumed = extract_features(dataset=dataset, subset="train", on_video=seen.append, **FAST)
+    assert seen == [1, 2]                                            # only the two missing videos
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(cache.parent / "other"))
+    whole = extract_features(dataset=dataset, subset="train", **FAST)
+    assert whole.key == resumed.key and len(whole) == len(resumed) == 4
+    for a, b in zip(whole.features, resumed.features):
+        assert torch.equal(a, b)
+    assert resumed.video_ids == whole.video_ids
+    assert resumed.labels == [0, 0, 1, 1] and resumed.groups == ["g01", "g02", "g01", "g02"]
+
+
+def test_changed_key_gives_a_new_entry_and_same_key_reuses(dataset, cache):
+    a = extract_features(dataset=dataset, subset="test", **FAST)
+    calls = []
+    again = extract_features(dataset=dataset, subset="test", on_video=calls.append, **FAST)
+    assert again.key == a.key and calls == []                        # loaded, not extracted
+    b = extract_features(dataset=dataset, subset="test", **{**FAST, "layer": "layer3"})
+    c = extract_features(dataset=dataset, subset="test", **{**FAST, "sampling_params": dict(step=4)})
+    d = extract_features(dataset=dataset, subset="test", **{**FAST, "crops": "5"})
+    assert len({a.key, b.key, c.key, d.key}) == 4
+    assert a.features[0].shape == (4, 512) and b.features[0].shape == (4, 256)
+    assert c.features[0].shape == (5, 512) and d.features[0].shape == (4, 5, 512)
+    assert d.mean_crops().features[0].shape == (4, 512)
+    assert sorted(p.name for p in (cache / "features").iterdir()) == sorted([a.key, b.key, c.key, d.key])
+
+
+def test_wrong_shape_file_is_detected_with_the_fix(dataset, cache):
+    fs = extract_features(dataset=dataset, subset="test", **FAST)
+    path = cache / "features" / fs.key / "videos" / f"{fs.video_ids[0]}.pt"
+    obj = torch.load(path, weights_only=True)
+    torch.save(dict(obj, x=obj["x"][:, :100]), path)                 # feature size 100, not 512
+    with pytest.raises(C.CacheError) as e:
+        extract_features(dataset=dataset, subset="test", **FAST)
+    msg = str(e.value)
+    assert str(path) in msg and "(100,)" in msg and "(512,)" in msg
+    assert f"python -m actionbook cache clean {fs.key}" in msg
+
+
+def test_cache_ls_and_clean(dataset, cache, capsys):
+    a = extract_features(dataset=dataset, subset="test", **FAST)
+    with pytest.raises(Crash):
+        extract_features(dataset=dataset, subset="train", on_video=lambda n: (_ for _ in ()).throw(Crash()),
+                         **FAST)
+    assert cli.main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    [line_a] = [ln for ln in out.splitlines() if ln.startswith(a.key)]
+    assert "complete" in line_a and "2/2" in line_a and "resnet18.layer4" in line_a and "test" in line_a
+    [partial] = [ln for ln in out.splitlines() if "partial" in ln]
+    assert "1/4" in partial
+    assert cli.main(["cache", "clean", a.key]) == 0
+    assert not (cache / "features" / a.key).exists()
+    assert cli.main(["cache", "clean", "nosuchkey"]) == 1
+    assert cli.main(["cache", "clean", "--all"]) == 0
+    assert list((cache / "features").iterdir()) == []
+    cli.main(["cache", "ls"])
+    assert "empty" in capsys.readouterr().out
+
+
+def _fake_set(subset: str, rows: list[list[list[float]]], **spec) -> C.FeatureSet:
+    feats = [torch.tensor(r) for r in rows]
+    spec = {"subset": subset, "backbone": "x", "layer": "layer4", "modality": "rgb", "crops": "center", **spec}
+    return C.FeatureSet(key=f"k{subset}", spec=spec, features=feats, frames=[torch.arange(len(f)) for f in feats],
+                        index=[None] * len(feats), video_ids=[f"v{i}" for i in range(len(feats))],
+                        labels=[0] * len(feats), label_sets=[(0,)] * len(feats), groups=[None] * len(feats),
+                        classes=["a"])
+
+
+def test_pca_hand_checked():
+    # rows (-2, 0), (2, 0), (0, -1), (0, 1): mean 0, variances 8/3 and 2/3, axes x and y
+    train = _fake_set("train", [[[-2.0, 0.0], [2.0, 0.0]], [[0.0, -1.0], [0.0, 1.0]]])
+    pca = PCA.fit(train, dim=1)
+    assert torch.allclose(pca.components, torch.tensor([[1.0], [0.0]]))
+    assert torch.allclose(pca.explained, torch.tensor([0.8]))
+    assert torch.allclose(pca(torch.tensor([[3.0, 5.0]])), torch.tensor([[3.0]]))
+    # the same data rotated by 45 degrees: the first axis is (1, 1)/sqrt(2), sign fixed positive
+    r = 1 / math.sqrt(2)
+    rot = torch.tensor([[r, r], [-r, r]])
+    x = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, -1.0], [0.0, 1.0]]) @ rot
+    p2 = PCA.fit_tensor(x, dim=2)
+    assert torch.allclose(p2.components[:, 0], torch.tensor([r, r]), atol=1e-6)
+    assert torch.allclose(p2.components[:, 1], torch.tensor([-r, r]), atol=1e-6) or \
+        torch.allclose(p2.components[:, 1], torch.tensor([r, -r]), atol=1e-6)
+    assert p2.components[:, 1].abs().max() == p2.components[:, 1].max()  # largest coefficient positive
+    assert torch.allclose(PCA.fit_tensor(-x, dim=2).components, p2.components)  # sign is deterministic
+    test = _fake_set("test", [[[1.0, 1.0]]])
+    assert torch.allclose(pca.apply(test).features[0], torch.tensor([[1.0]]))
+
+
+def test_fitting_on_anything_but_train_is_refused():
+    train = _fake_set("train", [[[0.0, 1.0], [2.0, 3.0]]])
+    test = _fake_set("test", [[[0.0, 1.0], [2.0, 3.0]]])
+    for fit in (lambda s: PCA.fit(s, dim=1), ZNorm.fit):
+        with pytest.raises(ValueError, match="training split only"):
+            fit(test)
+        with pytest.raises(TypeError, match="training FeatureSet"):
+            fit(torch.zeros(4, 2))
+    other = _fake_set("test", [[[0.0, 1.0]]], layer="layer3")
+    with pytest.raises(ValueError, match="fitted on other features"):
+        ZNorm.fit(train).apply(other)
+
+
+def test_znorm_uses_training_statistics():
+    train = _fake_set("train", [[[1.0, 10.0], [3.0, 10.0]], [[5.0, 20.0], [7.0, 20.0]]])
+    z = ZNorm.fit(train)  # means (4, 15), population stds (sqrt(5), 5)
+    assert torch.allclose(z.mean, torch.tensor([4.0, 15.0]))
+    assert torch.allclose(z.std, torch.tensor([math.sqrt(5), 5.0]))
+    out = z.apply(_fake_set("test", [[[4.0 + math.sqrt(5), 5.0]]])).features[0]
+    assert torch.allclose(out, torch.tensor([[1.0, -2.0]]), atol=1e-5)
