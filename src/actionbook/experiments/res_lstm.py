@@ -1,0 +1,916 @@
+"""The Res-LSTM chapter's experiments (Lakhal et al., paper 000): configs, features, one function per table.
+
+The chapter trains residual stacked LSTMs (`actionbook.models.res_lstm`, Eq. 1-2) on frozen
+3D-CNN features of 16-frame clips (stride 8), T of them chosen per video by σ(t) (Sec. 3.1),
+reduced by PCA to d_m (fitted on the training split only), in an RGB and an optical-flow
+stream fused in the middle or at the end (Sec. 3.2):
+
+    config(mode, dataset=)       the ci or full configuration (`CONFIGS[mode]`)
+    preflight(cfg)               stops at once if the dataset or the backbone weights are missing
+    features(cfg)                the clip-feature grid of every video, RGB and flow, from the shared cache
+    Runs(feats, cfg)             trains (and remembers) one head per `RunKey`; returns its test result
+    hidden_sweep(runs, seeds=)   Fig. 3a: the hidden size h of a 2-layer LSTM
+    depth_sweep(runs, seeds=)    Fig. 3b-c: depth 2/3/4 x residual on/off x d_m
+    time_steps(runs, seeds=)     Table 1: the number of time steps T
+    fusion(runs, seeds=)         Table 2: mid/late fusion x sum/product, TSN's weighted sum; one stream alone
+    per_category(runs, seeds=)   Table 3: accuracy per coarse category and per named class
+    comparison(...)              Tables 4-5: the paper's tables with our rows added
+    top5_examples / plot_top5    Fig. 4          confusion / plot_confusion   Fig. 5
+    claims_audit(...)            each audited claim: effect over seeds and a computed verdict
+
+Every experiment returns a tidy DataFrame, one row per configuration x seed, accuracies in %
+(like the paper).
+
+Two configurations, one code path
+---------------------------------
+- `full`: the paper's setting as far as it exists here. Features from torchvision's
+  `r2plus1d_18` (Kinetics-400) instead of C3D (Sports-1M): 512-d per 16-frame clip instead of
+  4096-d, so PCA can reduce them to d_m = 256 or 512 but never raise them to 1024 or 2048, and
+  the residual model (whose hidden size must equal d_m) is at most 512 wide: the paper's
+  h = 1024 is run only where it is possible, in the hidden-size sweep of a plain LSTM (its
+  first layer's input need not match its width). The mean over 10 crops (Eq. 4-5), TV-L1 flow,
+  T = 25, two layers, RMSProp with lr 1e-3 (Sec. 4). The paper gives no batch size, number of
+  epochs or dropout: batch 32, 30 epochs, no dropout.
+- `ci`: the generated benchmark (20 classes, 64x64, 320 videos) and the ci 3D CNN (a ResNet-18
+  pretrained on generated still images and inflated to 3D, `actionbook.features.backbones`),
+  the same clips (16 frames, stride 8), DIS flow, and scaled-down choices, each named in
+  `CONFIGS`: the centre crop only, widths 16-128 instead of 256-2048, T scaled to the ci
+  videos' 5-11 clips, and 25 short epochs of batch 64.
+
+Features are extracted once per stream and split (every clip of the video's grid, `sampling=
+"res_lstm"`), so that varying T only re-selects clips from the cached grid and varying d_m only
+refits a PCA; each experiment then trains small heads on tensors in memory.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from actionbook import engine, metrics, results
+from actionbook.data.sampling import clip_grid, select_clips
+from actionbook.features import backbones as B
+from actionbook.features.cache import FeatureSet
+from actionbook.features.transforms import PCA
+from actionbook.models.res_lstm import MidFusionResLSTM, ResLSTM, ResLSTMConfig
+from actionbook.paths import data_dir
+from actionbook.seed import seed_everything
+
+CHAPTER = "res_lstm"
+STREAMS = ("rgb", "flow")
+DATASETS = ("ucf101", "hmdb51", "generated")  # what `-p dataset` may name in full mode
+TSN_WEIGHTS = (1.5, 1.0)  # (flow, RGB): TSN's late-fusion weights, Table 2's "w1 Flow + w2 RGB"
+
+__all__ = ["CHAPTER", "STREAMS", "Config", "CONFIGS", "config", "preflight", "features", "Features",
+           "sequences", "RunKey", "Runs", "hidden_sweep", "depth_sweep", "time_steps", "fusion",
+           "per_category", "comparison", "top5_examples", "plot_top5", "confusion", "plot_confusion",
+           "verdict", "claims_audit", "sigma_figure", "sigma_explorer", "crop_mean_example",
+           "paper_effects", "example_video", "gradient_at_input", "late_scores", "final_scores",
+           "labels", "figure3_table", "table1", "table2", "table3", "final_accuracy", "tables45"]
+
+
+# --------------------------------------------------------------------------- configs
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the chapter's experiments depend on; `CONFIGS[mode]` holds the two presets."""
+
+    mode: str
+    dataset: str               # a generated benchmark name ("ci", "full") or a dataset folder
+    layout: str                # "ucf101" or "hmdb51"
+    dataset_label: str         # how our tables name our data, e.g. "UCF-101 split 1"
+    paper_dataset: str         # the paper's dataset set beside ours: "UCF-101" or "HMDB-51"
+    split: int = 1
+    # features (Sec. 3.1, 3.3, 4)
+    backbone: str = "r2plus1d_18"  # stands in for C3D (Sports-1M); ci builds its inflated ResNet-18
+    clip_length: int = 16      # s: frames per clip
+    clip_stride: int = 8       # r: frames between clip starts
+    crops: str = "10"          # "10": the mean over 10 crops (Eq. 4-5); "center": one crop
+    flow_method: str = "tvl1"
+    # the model (Sec. 4.1) and its training (Sec. 4)
+    d_m: int = 512             # PCA size = hidden size of the residual model (paper: 1024)
+    layers: int = 2            # L
+    T: int = 25                # time steps
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3           # RMSProp
+    # the grids of the parameter study
+    hidden_grid: tuple[int, ...] = (256, 512, 1024, 2048)  # Fig. 3a
+    hidden_knee: int = 1024    # where the paper's accuracy stops rising (Sec. 4.1)
+    dm_grid: tuple[int, ...] = (256, 512)                  # Fig. 3b-c (paper: 256 .. 2048)
+    depth_grid: tuple[int, ...] = (2, 3, 4)
+    T_grid: tuple[int, ...] = (5, 15, 25, 35)              # Table 1
+    eval_batch_size: int = 256
+    device: str = "auto"
+    threads: int | None = None  # torch CPU threads while training heads (None: leave torch's setting)
+    extract_workers: int = 2
+    notes: tuple[str, ...] = field(default_factory=tuple)  # what differs from the paper, in words
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("ci", "full"):
+            raise ValueError(f"Config.mode must be 'ci' or 'full', got {self.mode!r}")
+        if self.crops not in ("center", "10"):
+            raise ValueError(f"Config.crops must be 'center' or '10', got {self.crops!r}")
+        if self.hidden_knee not in self.hidden_grid:
+            raise ValueError(f"Config.hidden_knee={self.hidden_knee} must be in hidden_grid={self.hidden_grid}")
+        if self.d_m not in self.dm_grid or self.layers not in self.depth_grid or self.T not in self.T_grid:
+            raise ValueError("the base model (d_m, layers, T) must be a point of the grids "
+                             f"dm_grid={self.dm_grid}, depth_grid={self.depth_grid}, T_grid={self.T_grid}")
+
+    @property
+    def train_config(self) -> engine.TrainConfig:
+        return engine.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer="rmsprop",
+                                  lr=self.lr, device=self.device)
+
+
+_FULL_NOTES = (
+    "R(2+1)D-18 (Kinetics-400) features, 512-d, stand in for C3D (Sports-1M) fc6, 4096-d",
+    "d_m = h = 512 for the residual model (paper: 1024; PCA cannot raise 512-d features)",
+    "Fig. 3b-c at d_m in {256, 512} only (paper: 256, 512, 1024, 2048)",
+    "flow network: the RGB weights with TSN's cross-modality initialisation (no flow-trained 3D CNN)",
+    "batch 32, 30 epochs, no dropout (the paper gives none of them)",
+)
+
+CONFIGS: dict[str, Config] = {
+    "full": Config(mode="full", dataset=str(Path("ucf101")), layout="ucf101", dataset_label="UCF-101 split 1",
+                   paper_dataset="UCF-101", notes=_FULL_NOTES),
+    # ci: the generated benchmark at toy size. Scaled down (everything else is the paper's):
+    # - the centre crop only, not the mean of 10 (10 crops of both streams would take about
+    #   an hour of 3D-CNN time on 2 cores; on 64x64 frames cropped to 56 they barely differ);
+    # - DIS optical flow instead of TV-L1 (TV-L1 is too slow for the CPU);
+    # - widths / 16: h in {16, 32, 64, 128} (knee 64) for {256 .. 2048} (knee 1024), and
+    #   d_m = h in {16, 32, 64} for {256 .. 2048} (three values, for time), base d_m = 64;
+    # - T in {2, 5, 9, 13}: the paper's {5, 15, 25, 35} are about 1/4, 2/3, 1.1 and 1.6 times
+    #   the ~22 clips of an average UCF-101 video; ci videos have 5-11 clips (8 on average);
+    # - 25 epochs of batch 64 (240 training videos: 100 small steps; 0.3-3 s per head on 1 core).
+    "ci": Config(mode="ci", dataset="ci", layout="ucf101", dataset_label="generated benchmark",
+                 paper_dataset="UCF-101", crops="center", flow_method="dis", d_m=64, T=9, epochs=25,
+                 batch_size=64, hidden_grid=(16, 32, 64, 128), hidden_knee=64, dm_grid=(16, 32, 64),
+                 T_grid=(2, 5, 9, 13), threads=1, extract_workers=1,
+                 notes=("the ci 3D CNN: a ResNet-18 pretrained on generated still images, inflated to 3D",
+                        "the centre crop only (not the mean over 10 crops)", "DIS flow (not TV-L1)",
+                        "widths / 16: h in {16, 32, 64, 128}, d_m in {16, 32, 64}, base d_m = h = 64",
+                        "T in {2, 5, 9, 13}, scaled to the ci videos' 5-11 clips",
+                        "25 epochs of batch 64 (the paper gives neither)")),
+}
+
+
+def config(mode: str, *, dataset: str = "ucf101") -> Config:
+    """`CONFIGS[mode]`, with the full-mode dataset chosen by `dataset`.
+
+    full: "ucf101" (default; `data_dir()/ucf101`), "hmdb51" (`data_dir()/hmdb51`), or
+    "generated" (the generated benchmark's `full` preset). ci always runs on the ci benchmark
+    and ignores `dataset`.
+    """
+    if mode not in CONFIGS:
+        raise ValueError(f"mode must be one of {sorted(CONFIGS)}, got {mode!r}")
+    cfg = CONFIGS[mode]
+    if mode == "ci":
+        return cfg
+    if dataset == "ucf101":
+        return replace(cfg, dataset=str(data_dir() / "ucf101"), layout="ucf101",
+                       dataset_label="UCF-101 split 1", paper_dataset="UCF-101")
+    if dataset == "hmdb51":
+        return replace(cfg, dataset=str(data_dir() / "hmdb51"), layout="hmdb51",
+                       dataset_label="HMDB-51 split 1", paper_dataset="HMDB-51")
+    if dataset == "generated":
+        return replace(cfg, dataset="full", layout="ucf101", dataset_label="generated benchmark, full preset",
+                       paper_dataset="UCF-101")
+    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+
+
+def preflight(cfg: Config) -> dict[str, Any]:
+    """Check, before any work, that the dataset and the backbone weights are there.
+
+    Raises the readers' `DatasetError` (naming the missing folder or split file and the layout
+    `data/README.md` expects) or the backbones' `MissingWeightsError` (naming the weights file,
+    where to put it and where to fetch it). Both are checked before the generated `full`
+    preset is generated (on first use, a long job). Returns what was found.
+    """
+    from actionbook.features.extract import read_records, resolve_dataset
+
+    if cfg.mode == "full":
+        if cfg.dataset != "full" and not Path(cfg.dataset).is_dir():
+            from actionbook.data.readers import DatasetError
+
+            raise DatasetError(f"{cfg.dataset}: the {cfg.layout} dataset is not there. Put it in that folder "
+                               f"in the layout of data/README.md (or set ACTIONBOOK_DATA), or run with "
+                               f"`-p dataset generated` to use the generated benchmark's full preset")
+        w = B.spec(cfg.backbone).weights.DEFAULT
+        if not B.weights_path(w).is_file():
+            B.load_weights(w)  # raises MissingWeightsError with the file name, URL and folder
+    ds = resolve_dataset(cfg.dataset, layout=cfg.layout)
+    train, classes = read_records(ds, split=cfg.split, subset="train")
+    test, _ = read_records(ds, split=cfg.split, subset="test")
+    return {"root": str(ds.root), "train videos": len(train), "test videos": len(test), "classes": len(classes)}
+
+
+# --------------------------------------------------------------------------- features
+
+@dataclass
+class Features:
+    """The clip-feature grids of one dataset split: `grids[stream][subset]` is a FeatureSet whose
+    video i holds a (K_i, d_f) tensor, the features of its K_i clips (already averaged over the
+    crops, Eq. 5). Plus what the tables need about the classes and the videos."""
+
+    grids: dict[str, dict[str, FeatureSet]]
+    classes: list[str]
+    categories: list[str] | None    # coarse category of each class; None where none is known
+    test_paths: list[Path]          # the test videos' files, in the FeatureSet order
+
+    @property
+    def d_f(self) -> int:
+        return int(self.grids["rgb"]["train"].features[0].shape[-1])
+
+    def clips_per_video(self) -> pd.Series:
+        """K_v of every training video (the length of its clip grid)."""
+        return pd.Series([len(x) for x in self.grids["rgb"]["train"].features], name="K_v")
+
+
+def _categories(cfg: Config, classes: list[str]) -> list[str] | None:
+    """The benchmark's five categories (ci, generated full), UCF-101's five action types, or None."""
+    if cfg.dataset in ("ci", "full"):
+        from actionbook.data.generate import CLASSES
+
+        of = {c.name: c.category for c in CLASSES}
+        return [of[c] for c in classes]
+    if cfg.layout == "ucf101":
+        from actionbook.categories import ucf101_action_types
+
+        types = ucf101_action_types()
+        return [types.get(c, "unknown") for c in classes]
+    return None  # HMDB-51: the book ships no mapping of its 51 classes to its five groups
+
+
+def features(cfg: Config, *, progress: bool = True) -> Features:
+    """Every clip's features, for both streams and both subsets, from the shared feature cache.
+
+    One cache entry per (stream, subset): every clip of the grid (`sampling="res_lstm"`, s and r
+    of the config), each crop through the frozen 3D CNN, then averaged over the crops (Eq. 4-5).
+    Extracted once (minutes), then read from the cache (seconds).
+    """
+    from actionbook.features.extract import extract_features, read_records, resolve_dataset
+
+    params = dict(length=cfg.clip_length, stride=cfg.clip_stride)
+    grids: dict[str, dict[str, FeatureSet]] = {}
+    for stream in STREAMS:
+        grids[stream] = {}
+        for subset in ("train", "test"):
+            fs = extract_features(dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=subset,
+                                  backbone=cfg.backbone, layer="pool", sampling="res_lstm",
+                                  sampling_params=params, crops=cfg.crops, modality=stream, mode=cfg.mode,
+                                  flow_method=cfg.flow_method, num_workers=cfg.extract_workers,
+                                  progress=progress)
+            grids[stream][subset] = fs.mean_crops()  # (K, [10,] d_f) -> (K, d_f)
+    for subset in ("train", "test"):
+        rgb, flow = grids["rgb"][subset], grids["flow"][subset]
+        if rgb.video_ids != flow.video_ids:
+            raise ValueError(f"the RGB and flow feature sets of the {subset} split hold different videos "
+                             f"(entries {rgb.key} and {flow.key}); clean them (`python -m actionbook cache "
+                             f"clean KEY`) and extract again")
+    classes = grids["rgb"]["train"].classes
+    ds = resolve_dataset(cfg.dataset, layout=cfg.layout)
+    records, _ = read_records(ds, split=cfg.split, subset="test")
+    path_of = {r.video_id: r.path for r in records}
+    test_paths = [path_of[v] for v in grids["rgb"]["test"].video_ids]
+    return Features(grids, classes, _categories(cfg, classes), test_paths)
+
+
+def sequences(fs: FeatureSet, *, T: int, transform: Any = None) -> Tensor:
+    """x^0 of every video: the T clips σ(1..T) of its grid (Sec. 3.1), stacked: (N, T, D).
+
+    `transform` (e.g. a fitted PCA) maps (K, d_f) -> (K, D) first.
+    """
+    out = []
+    for x in fs.features:                              # (K, d_f)
+        if transform is not None:
+            x = transform(x)                           # (K, D)
+        out.append(x[select_clips(len(x), T)])         # (T, D): x_t^0 = a_σ(t)
+    return torch.stack(out)                            # (N, T, D)
+
+
+# --------------------------------------------------------------------------- training
+
+@dataclass(frozen=True)
+class RunKey:
+    """One trained head. `stream` is "rgb", "flow", "mid-sum" or "mid-product" (Sec. 3.2);
+    `d_m` the PCA size (None: no reduction, the d_f raw features, centred); `hidden` the LSTM
+    width (= d_m when `residual`)."""
+
+    stream: str
+    T: int
+    d_m: int | None
+    hidden: int
+    layers: int
+    residual: bool
+    seed: int
+
+
+class Runs:
+    """Trains one head per `RunKey` on demand and remembers its test result (`EvalResult`).
+
+    Experiments share runs: Table 1's base cell, Fig. 3b-c's base cell and the RGB stream of
+    Table 2 are the same model, trained once. PCAs are fitted once per (stream, d_m), on the
+    training split only (`actionbook.features.transforms.PCA.fit` refuses any other).
+    """
+
+    def __init__(self, feats: Features, cfg: Config, *, progress: bool = False) -> None:
+        self.feats, self.cfg, self.progress = feats, cfg, progress
+        self.results: dict[RunKey, engine.EvalResult] = {}
+        self.seconds: dict[RunKey, float] = {}
+        self._pca: dict[tuple[str, int], PCA] = {}
+        self._data: dict[tuple[str, int, int | None], tuple[Tensor, Tensor]] = {}
+
+    @property
+    def classes(self) -> list[str]:
+        return self.feats.classes
+
+    def labels(self, subset: str) -> Tensor:
+        return torch.stack(self.feats.grids["rgb"][subset].targets())  # (N,)
+
+    def pca(self, stream: str, d_m: int | None) -> PCA:
+        """The PCA of one stream to d_m dimensions (all d_f when None), fitted on the training split.
+
+        The projection is scaled by one number, so that the training rows have unit mean
+        variance per dimension: LSTM gates saturate on large inputs, and the residual adds the
+        input to outputs bounded by 1. (The paper does not say how it scales its PCA features.)
+        """
+        dim = self.feats.d_f if d_m is None else d_m
+        if (stream, dim) not in self._pca:
+            train = self.feats.grids[stream]["train"]
+            pca = PCA.fit(train, dim=dim)
+            rows = torch.cat([pca(x) for x in train.features])          # (rows, dim)
+            scale = rows.pow(2).mean().sqrt().clamp(min=1e-8)
+            pca.components = pca.components / scale
+            self._pca[(stream, dim)] = pca
+        return self._pca[(stream, dim)]
+
+    def data(self, stream: str, T: int, d_m: int | None) -> tuple[Tensor, Tensor]:
+        """x^0 for the train and test videos of one input stream: (N, T, D) each."""
+        if stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
+        key = (stream, T, d_m)
+        if key not in self._data:
+            pca = self.pca(stream, d_m)
+            self._data[key] = tuple(sequences(self.feats.grids[stream][s], T=T, transform=pca)
+                                    for s in ("train", "test"))
+        return self._data[key]
+
+    def _datasets(self, key: RunKey) -> tuple[engine.TensorVideoDataset, engine.TensorVideoDataset]:
+        y_train, y_test = self.labels("train"), self.labels("test")
+        if key.stream.startswith("mid-"):  # two inputs; the model fuses them (Fig. 2a)
+            (rgb_tr, rgb_te), (flow_tr, flow_te) = (self.data(s, key.T, key.d_m) for s in STREAMS)
+            return (engine.TensorVideoDataset((rgb_tr, flow_tr), y_train),
+                    engine.TensorVideoDataset((rgb_te, flow_te), y_test))
+        x_train, x_test = self.data(key.stream, key.T, key.d_m)
+        return engine.TensorVideoDataset(x_train, y_train), engine.TensorVideoDataset(x_test, y_test)
+
+    def model(self, key: RunKey) -> torch.nn.Module:
+        d_in = self.feats.d_f if key.d_m is None else key.d_m
+        mc = ResLSTMConfig(input_size=d_in, num_classes=len(self.classes), hidden_size=key.hidden,
+                           num_layers=key.layers, residual=key.residual)
+        if key.stream.startswith("mid-"):
+            return MidFusionResLSTM(mc, fusion=key.stream.removeprefix("mid-"))
+        return ResLSTM(mc)
+
+    def get(self, key: RunKey) -> engine.EvalResult:
+        """The test result of run `key` (training it first if needed)."""
+        if key not in self.results:
+            train_ds, test_ds = self._datasets(key)
+            seed_everything(key.seed)  # the initial weights depend on the seed only
+            model = self.model(key)
+            tc = replace(self.cfg.train_config, seed=key.seed)
+            before = torch.get_num_threads()
+            if self.cfg.threads is not None:  # tiny heads: one thread avoids the threads' handshakes
+                torch.set_num_threads(self.cfg.threads)
+            try:
+                t0 = time.perf_counter()
+                engine.fit(model, train_ds, None, tc, progress=self.progress)
+                self.seconds[key] = time.perf_counter() - t0
+                self.results[key] = engine.evaluate(model, test_ds, batch_size=self.cfg.eval_batch_size,
+                                                    device=self.cfg.device)
+            finally:
+                torch.set_num_threads(before)
+        return self.results[key]
+
+    def base(self, *, stream: str = "rgb", seed: int, **change: Any) -> RunKey:
+        """The key of the base model (the config's d_m = h, L and T) with `change` applied."""
+        c = self.cfg
+        key = RunKey(stream=stream, T=c.T, d_m=c.d_m, hidden=c.d_m, layers=c.layers, residual=True, seed=seed)
+        return replace(key, **change)
+
+    def accuracy(self, key: RunKey) -> dict[str, float]:
+        r = self.get(key)
+        return {"accuracy": 100 * r.video["top1"], "top5": 100 * r.video["top5"]}
+
+
+def _seeds(seeds: int | Sequence[int]) -> list[int]:
+    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
+def _sweep(runs: Runs, keys: list[tuple[dict[str, Any], RunKey]], desc: str, progress: bool) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
+    rows = []
+    for cols, key in tqdm(keys, desc=desc, disable=not progress, leave=False):
+        rows.append({**cols, "seed": key.seed, **runs.accuracy(key), "seconds": runs.seconds.get(key, 0.0)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the experiments
+
+def hidden_sweep(runs: Runs, *, seeds: int | Sequence[int] = 3, progress: bool = False) -> pd.DataFrame:
+    """Fig. 3a: accuracy against the hidden size h of a 2-layer LSTM on the RGB stream.
+
+    As in the paper, the LSTM reads the full d_f-dimensional features (C3D's 4096 there), so its
+    first layer cannot add its input to a differently sized output: the sweep uses the plain
+    stacked LSTM (residual off), which lets h range past d_f. Columns: hidden, seed, accuracy, top5.
+    """
+    c = runs.cfg
+    keys = [({"hidden": h}, RunKey("rgb", c.T, None, h, c.layers, False, s))
+            for s in _seeds(seeds) for h in c.hidden_grid]
+    return _sweep(runs, keys, "Fig. 3a", progress)
+
+
+def depth_sweep(runs: Runs, *, seeds: int | Sequence[int] = 3, progress: bool = False) -> pd.DataFrame:
+    """Fig. 3b-c: depth L in `depth_grid` x residual on/off x d_m in `dm_grid` (h = d_m), RGB stream.
+
+    Columns: d_m, layers, residual, seed, accuracy, top5.
+    """
+    c = runs.cfg
+    keys = [({"d_m": d, "layers": L, "residual": res}, RunKey("rgb", c.T, d, d, L, res, s))
+            for s in _seeds(seeds) for d in c.dm_grid for L in c.depth_grid for res in (True, False)]
+    return _sweep(runs, keys, "Fig. 3b-c", progress)
+
+
+def time_steps(runs: Runs, *, seeds: int | Sequence[int] = 3, progress: bool = False) -> pd.DataFrame:
+    """Table 1: the base Res-LSTM (RGB) with T in `T_grid` clips per video. Columns: T, seed, accuracy, top5."""
+    keys = [({"T": T}, runs.base(seed=s, T=T)) for s in _seeds(seeds) for T in runs.cfg.T_grid]
+    return _sweep(runs, keys, "Table 1", progress)
+
+
+def late_scores(runs: Runs, *, seed: int, how: str, weights: Sequence[float] | None = None) -> Tensor:
+    """Late fusion (Fig. 2b): the two streams' softmax scores combined (`metrics.fuse`): (V, C).
+
+    `weights` are (flow, RGB) for a weighted sum, e.g. TSN's (1.5, 1).
+    """
+    rgb, flow = (runs.get(runs.base(stream=s, seed=seed)) for s in STREAMS)
+    assert torch.equal(rgb.video_ids, flow.video_ids)
+    return metrics.fuse([flow.video_scores, rgb.video_scores], how=how, weights=weights, softmax=False)
+
+
+def fusion(runs: Runs, *, seeds: int | Sequence[int] = 3, progress: bool = False) -> pd.DataFrame:
+    """Table 2: mid fusion (one Res-LSTM on x^c ∘ x^f) and late fusion (one per stream, softmax
+    scores combined) with ∘ = sum or product, TSN's weighted late sum, and each stream alone.
+
+    Columns: fusion ("mid", "late" or "none"), operation ("sum", "product", "weighted sum", "RGB
+    only", "flow only"), seed, accuracy, top5.
+    """
+    from tqdm.auto import tqdm
+
+    rows = []
+    y = runs.labels("test")
+    for s in tqdm(_seeds(seeds), desc="Table 2", disable=not progress, leave=False):
+        for stream, name in (("rgb", "RGB only"), ("flow", "flow only")):
+            rows.append({"fusion": "none", "operation": name, "seed": s, **runs.accuracy(runs.base(stream=stream, seed=s))})
+        for op in ("sum", "product"):
+            rows.append({"fusion": "mid", "operation": op, "seed": s,
+                         **runs.accuracy(runs.base(stream=f"mid-{op}", seed=s))})
+        for op, how, w in (("sum", "sum", None), ("product", "product", None), ("weighted sum", "sum", TSN_WEIGHTS)):
+            scores = late_scores(runs, seed=s, how=how, weights=w)
+            acc = metrics.accuracy(scores, y, topk=(1, 5))
+            rows.append({"fusion": "late", "operation": op, "seed": s,
+                         "accuracy": 100 * acc["top1"], "top5": 100 * acc["top5"]})
+    return pd.DataFrame(rows)
+
+
+def final_scores(runs: Runs, *, seed: int) -> Tensor:
+    """The paper's final model: late product fusion of the RGB and flow Res-LSTMs (Sec. 4.2): (V, C).
+
+    The products are divided by their sum over the classes (which changes no ranking), so that a
+    video's scores read as probabilities again (Fig. 4's bars).
+    """
+    p = late_scores(runs, seed=seed, how="product")                       # (V, C)
+    return p / p.sum(dim=1, keepdim=True).clamp(min=1e-30)
+
+
+def per_category(runs: Runs, *, seeds: int | Sequence[int] = 3, named: Sequence[str] = ()) -> pd.DataFrame:
+    """Table 3: accuracy of the final model over all classes, within each coarse category, and on
+    the named classes that exist in our dataset. Columns: group, level ("all", "category" or
+    "action type", "class"), seed, accuracy.
+    """
+    feats = runs.feats
+    y = runs.labels("test")
+    rows = []
+    for s in _seeds(seeds):
+        pred = final_scores(runs, seed=s).argmax(1)
+        rows.append({"group": "all classes", "level": "all", "seed": s,
+                     "accuracy": 100 * float((pred == y).float().mean())})
+        if feats.categories is not None:
+            level = "category" if runs.cfg.dataset in ("ci", "full") else "action type"
+            for group, acc in metrics.category_accuracy(pred, y, categories=feats.categories).items():
+                rows.append({"group": group, "level": level, "seed": s, "accuracy": 100 * acc})
+        per_class = metrics.per_class_accuracy(pred, y, num_classes=len(feats.classes))
+        for name in named:
+            if name in feats.classes and not math.isnan(per_class[feats.classes.index(name)]):
+                rows.append({"group": name, "level": "class", "seed": s,
+                             "accuracy": 100 * float(per_class[feats.classes.index(name)])})
+    return pd.DataFrame(rows, columns=["group", "level", "seed", "accuracy"])
+
+
+def comparison(table: pd.DataFrame, ours: pd.DataFrame, *, label: str, column: str) -> pd.DataFrame:
+    """Tables 4-5 as the paper prints them (methods x datasets), with our rows appended.
+
+    `table` is the paper's long table (method, dataset, paper); `ours` has a `method` and an
+    `accuracy` column (one row per seed: shown as mean ± std). Our rows go in the column
+    `column` (e.g. "UCF-101" in full mode, "generated benchmark" in ci), labelled `label`.
+    """
+    wide = table.pivot_table(index="method", columns="dataset", values="paper", aggfunc="first", sort=False)
+    wide = wide.reindex(list(dict.fromkeys(table["method"])))
+    wide = wide.map(lambda v: "—" if pd.isna(v) else f"{v:.1f}")
+    wide.insert(0, "source", "paper")
+    s = results.summarize_seeds(ours, by=["method"], value="accuracy")
+    extra = pd.DataFrame({"source": label,
+                          column: [f"{m:.1f} ± {sd:.1f} (n={n})" if n > 1 else f"{m:.1f}"
+                                   for m, sd, n in zip(s["mean"], s["std"], s["n"])]},
+                         index=s["method"])
+    out = pd.concat([wide, extra])
+    return out.fillna("—").rename_axis("method").reset_index()
+
+
+# --------------------------------------------------------------------------- Figs. 4 and 5
+
+def top5_examples(scores: Tensor, targets: Tensor, *, right: int = 4, wrong: int = 4) -> pd.DataFrame:
+    """Fig. 4's videos: the `right` most confidently right and the `wrong` most confidently wrong
+    test videos, each with its top-5 classes and scores. Columns: video (row of scores), kind
+    ("right"/"wrong"), rank (1-5), cls (class index), score, target."""
+    conf, pred = scores.max(1)
+    ok = pred == targets
+    rows = []
+    for kind, mask, n in (("right", ok, right), ("wrong", ~ok, wrong)):
+        idx = torch.nonzero(mask).flatten()
+        idx = idx[conf[idx].argsort(descending=True, stable=True)][:n]
+        for v in idx.tolist():
+            top = scores[v].topk(min(5, scores.shape[1]))
+            for r, (sc, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), start=1):
+                rows.append({"video": v, "kind": kind, "rank": r, "cls": c, "score": sc, "target": int(targets[v])})
+    return pd.DataFrame(rows)
+
+
+def plot_top5(examples: pd.DataFrame, *, classes: Sequence[str], paths: Sequence[Path], cols: int = 4):
+    """Fig. 4: a frame of each video above its top-5 scores. Blue: the true class; green: a right
+    top-1 prediction; red: a wrong prediction (the paper's key)."""
+    import matplotlib.pyplot as plt
+
+    from actionbook.data.video import probe, read_video
+
+    videos = list(dict.fromkeys(examples["video"]))
+    rows = max(1, math.ceil(len(videos) / cols))
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(3.0 * cols, 4.2 * rows),
+                             gridspec_kw={"height_ratios": [1.2, 1] * rows}, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, v in enumerate(videos):
+        r, c = divmod(i, cols)
+        ex = examples[examples["video"] == v].sort_values("rank")
+        target, kind = int(ex["target"].iloc[0]), ex["kind"].iloc[0]
+        n = probe(paths[v]).num_frames
+        frame = read_video(paths[v], frames=[n // 2])[0].numpy()  # (H, W, 3)
+        top, bar = axes[2 * r, c], axes[2 * r + 1, c]
+        top.imshow(frame)
+        top.set_title(f"{classes[target]} ({kind})", fontsize=9)
+        colors = ["tab:blue" if k == target and j > 0 else "tab:green" if k == target else
+                  "tab:red" if j == 0 else "tab:gray" for j, k in enumerate(ex["cls"])]
+        bar.axis("on")
+        bar.barh(range(len(ex)), ex["score"], color=colors)
+        bar.set_yticks(range(len(ex)), [classes[k] for k in ex["cls"]], fontsize=8)
+        bar.invert_yaxis()
+        bar.set_xlim(0, 1)
+        bar.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(scores: Tensor, targets: Tensor, *, categories: Sequence[str] | None) -> tuple[Tensor, list[int]]:
+    """Fig. 5: the row-normalised confusion matrix with the classes grouped by coarse category
+    (`metrics.category_order`; the original order when there are no categories)."""
+    C = scores.shape[1]
+    cm = metrics.confusion_matrix(scores.argmax(1), targets, num_classes=C, normalize=True)
+    order = metrics.category_order(categories) if categories is not None else list(range(C))
+    return metrics.reorder_matrix(cm, order), order
+
+
+def plot_confusion(cm: Tensor, order: Sequence[int], *, classes: Sequence[str],
+                   categories: Sequence[str] | None, title: str = ""):
+    """Draw `confusion`'s matrix with a line and a label around each category's block."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    C = len(order)
+    size = min(12.0, 2.5 + 0.22 * C)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    names = [classes[i] for i in order] if C <= 60 else False
+    sns.heatmap(cm.numpy(), ax=ax, cmap="Blues", vmin=0, vmax=1, square=True, xticklabels=names,
+                yticklabels=names, cbar_kws={"label": "fraction of the true class's videos", "shrink": 0.7})
+    if categories is not None:
+        for name, a, b in metrics.category_blocks(categories, order):
+            ax.add_patch(plt.Rectangle((a, a), b - a, b - a, fill=False, lw=1.5, ec="tab:red"))
+            ax.text((a + b) / 2, -0.4, name, ha="center", va="bottom", fontsize=8, color="tab:red")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if title:
+        ax.set_title(title, pad=18 if categories is not None else 6)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- the claims audit
+
+def verdict(effects: Sequence[float], *, expect: str = "positive") -> str:
+    """The verdict on a claim from its effect on each seed (positive = the paper's direction).
+
+    expect="positive" (the claim is that something helps): "holds" if the mean effect is
+    positive and more than twice its standard error (std over seeds / sqrt(n)); "reversed" if
+    it is negative by as much; "inconclusive" otherwise.
+    expect="no gain" (the claim is that something stops helping, e.g. h beyond 1024): "holds (no
+    clear gain)" unless the effect is positive by more than twice its standard error ("does not
+    hold"). Absence of a clear gain is weak evidence: read it beside the spread.
+    Needs at least 2 seeds (with one there is no spread: "inconclusive").
+    """
+    e = [float(x) for x in effects]
+    if len(e) < 2:
+        return "inconclusive"
+    mean, se = statistics.fmean(e), statistics.stdev(e) / math.sqrt(len(e))
+    if expect == "no gain":
+        return "does not hold" if mean > 2 * se and mean > 0 else "holds (no clear gain)"
+    if expect != "positive":
+        raise ValueError(f"expect must be 'positive' or 'no gain', got {expect!r}")
+    if mean > 2 * se and mean > 0:
+        return "holds"
+    if mean < -2 * se and mean < 0:
+        return "reversed"
+    return "inconclusive"
+
+
+def _cell(df: pd.DataFrame, **where: Any) -> pd.Series:
+    """Accuracy per seed of the rows matching `where` (averaged over the other columns)."""
+    m = np.ones(len(df), dtype=bool)
+    for k, v in where.items():
+        m &= (df[k] == v).to_numpy()
+    if not m.any():
+        raise KeyError(f"no rows with {where}")
+    return df[m].groupby("seed")["accuracy"].mean()
+
+
+def paper_effects() -> dict[str, str]:
+    """The paper's own effect for each audited claim, computed from its tables (points)."""
+    t1 = results.paper_table(CHAPTER, "table1").set_index(["dataset", "T"])["paper"]
+    t2 = results.paper_table(CHAPTER, "table2").set_index(["fusion", "operation"])["paper"]
+    d = lambda a, b: f"{a - b:+.1f}"  # noqa: E731
+    return {
+        "R1": "residual above plain at every d_m and depth (Fig. 3b-c, no values)",
+        "R2": "2 layers best (Fig. 3b-c, no values)",
+        "R3": "rises up to h = 1024 (Fig. 3a, no values)",
+        "R3b": "stagnates beyond h = 1024 (Fig. 3a, no values)",
+        "R4": (f"HMDB-51 {d(t1['HMDB-51', 25], t1['HMDB-51', 5])}, "
+               f"UCF-101 {d(t1['UCF-101', 25], t1['UCF-101', 5])} (T = 25 vs 5)"),
+        "R5 (sum)": f"HMDB-51 {d(t2['late', 'sum'], t2['mid', 'sum'])}",
+        "R5 (product)": f"HMDB-51 {d(t2['late', 'product'], t2['mid', 'product'])}",
+        "R6 (vs sum)": f"HMDB-51 {d(t2['late', 'product'], t2['late', 'sum'])}",
+        "R6 (vs weighted)": f"HMDB-51 {d(t2['late', 'product'], t2['late', 'weighted sum'])}",
+        "R11": "two streams above one (Sec. 5; no one-stream number printed)",
+    }
+
+
+def claims_audit(*, hidden: pd.DataFrame, depth: pd.DataFrame, steps: pd.DataFrame, fused: pd.DataFrame,
+                 cfg: Config) -> pd.DataFrame:
+    """One row per audited claim: the comparison, the effect per seed (points of accuracy,
+    positive = the paper's direction), its mean ± std over seeds, the verdict, the paper's effect.
+    """
+    hs, Ts = cfg.hidden_grid, cfg.T_grid
+    knee = cfg.hidden_knee
+    deep = [L for L in cfg.depth_grid if L != 2]
+    res_depth = depth[depth["residual"]]
+    res2 = _cell(depth, residual=True, layers=2)
+    late_p = _cell(fused, fusion="late", operation="product")
+    single = pd.concat([_cell(fused, operation="RGB only"), _cell(fused, operation="flow only")], axis=1).max(axis=1)
+    claims = [
+        ("R1", "residual beats plain (mean over d_m and depth)",
+         _cell(depth, residual=True) - _cell(depth, residual=False), "positive"),
+        ("R1", f"residual beats plain at depth {max(cfg.depth_grid)}",
+         _cell(depth, residual=True, layers=max(cfg.depth_grid)) - _cell(depth, residual=False,
+                                                                        layers=max(cfg.depth_grid)), "positive"),
+        ("R2", f"2 residual layers beat {' and '.join(map(str, deep))} (mean)",
+         res2 - sum(_cell(res_depth, layers=L) for L in deep) / len(deep), "positive"),
+        ("R3", f"h = {knee} beats h = {hs[0]}", _cell(hidden, hidden=knee) - _cell(hidden, hidden=hs[0]), "positive"),
+        ("R3b", f"h = {hs[-1]} gains nothing over h = {knee}",
+         _cell(hidden, hidden=hs[-1]) - _cell(hidden, hidden=knee), "no gain"),
+        ("R4", f"T = {Ts[2]} beats T = {Ts[0]}", _cell(steps, T=Ts[2]) - _cell(steps, T=Ts[0]), "positive"),
+        ("R5 (sum)", "late sum beats mid sum",
+         _cell(fused, fusion="late", operation="sum") - _cell(fused, fusion="mid", operation="sum"), "positive"),
+        ("R5 (product)", "late product beats mid product",
+         late_p - _cell(fused, fusion="mid", operation="product"), "positive"),
+        ("R6 (vs sum)", "late product beats late sum", late_p - _cell(fused, fusion="late", operation="sum"),
+         "positive"),
+        ("R6 (vs weighted)", "late product beats TSN's weighted sum",
+         late_p - _cell(fused, fusion="late", operation="weighted sum"), "positive"),
+        ("R11", "late product beats the better single stream", late_p - single, "positive"),
+    ]
+    paper = paper_effects()
+    rows = []
+    for cid, what, eff, expect in claims:
+        e = eff.dropna()
+        rows.append({"claim": cid, "comparison": what, "seeds": len(e),
+                     "effect (points)": f"{e.mean():+.1f} ± {e.std() if len(e) > 1 else 0.0:.1f}",
+                     "mean": e.mean(), "std": e.std() if len(e) > 1 else 0.0,
+                     "verdict": verdict(e.tolist(), expect=expect),
+                     "per seed": ", ".join(f"{v:+.1f}" for v in e), "paper": paper[cid]})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the method notebook
+
+def sigma_figure(*, frames: int = 120, T: int = 5, length: int = 16, stride: int = 8):
+    """The clip grid of a video of `frames` frames and the T clips σ(t) picks (Sec. 3.1)."""
+    import matplotlib.pyplot as plt
+
+    grid = clip_grid(frames, length=length, stride=stride)
+    chosen = select_clips(len(grid), T)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(grid) + 1.2))
+    for k, clip in enumerate(grid):
+        n = chosen.count(k)
+        ax.barh(k, len(clip), left=clip[0], color="tab:orange" if n else "lightgray", edgecolor="k", lw=0.5)
+        if n:
+            ts = [t + 1 for t, c in enumerate(chosen) if c == k]
+            ax.text(clip[-1] + 1.5, k, "t = " + ", ".join(map(str, ts)), va="center", fontsize=8)
+    ax.set_xlim(0, max(frames, grid[-1][-1] + 1) * 1.15)
+    ax.set_ylim(len(grid) - 0.5, -0.5)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("clip k (0-based)")
+    ax.set_title(f"l_v = {frames} frames -> K_v = {len(grid)} clips; T = {T}: clips {chosen}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def sigma_explorer(*, length: int = 16, stride: int = 8):
+    """An ipywidgets explorer: sliders for the video length and T redraw `sigma_figure`."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    out = W.Output()
+    frames = W.IntSlider(value=120, min=16, max=400, step=8, description="l_v (frames)")
+    T = W.IntSlider(value=5, min=1, max=35, description="T")
+
+    def draw(_: Any = None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = sigma_figure(frames=frames.value, T=T.value, length=length, stride=stride)
+            plt.show()
+            plt.close(fig)
+
+    frames.observe(draw, names="value")
+    T.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([frames, T]), out])
+
+
+@torch.no_grad()
+def crop_mean_example(cfg: Config, path: Path, *, clip: int = 0) -> dict[str, Tensor]:
+    """Eq. 4-5 on one clip of one video: its 10 crops through the frozen 3D CNN, and their mean.
+
+    Returns the crops (10, 3, s, h, w) uint8, the features A (10, d_f) and x = mean (d_f,).
+    """
+    from actionbook.data import transforms as TF
+    from actionbook.data.video import probe, read_video
+
+    frames = clip_grid(probe(path).num_frames, length=cfg.clip_length, stride=cfg.clip_stride)[clip]
+    video = TF.to_tchw(read_video(path, frames=frames))                # (s, 3, H, W) uint8
+    resize, crop = B.input_size(cfg.backbone, mode=cfg.mode)
+    video = TF.resize(video, resize)                                    # (s, 3, h', w')
+    crops = TF.ten_crop(video, crop).movedim(2, 1).contiguous()         # (10, s, 3, h, w) -> (10, 3, s, h, w)
+    net = B.backbone(cfg.backbone, layer="pool", weights="ci" if cfg.mode == "ci" else "DEFAULT", mode=cfg.mode)
+    A = net(crops.float() / 255)                                        # (10, d_f)
+    return {"crops": crops, "A": A, "x": A.mean(0)}                     # x: (d_f,), Eq. 5
+
+
+def example_video(cfg: Config, *, index: int = 0) -> Path:
+    """The file of the `index`-th training video of the config's dataset split."""
+    from actionbook.features.extract import read_records, resolve_dataset
+
+    records, _ = read_records(resolve_dataset(cfg.dataset, layout=cfg.layout), split=cfg.split, subset="train")
+    return records[index].path
+
+
+def gradient_at_input(*, size: int, depths: Sequence[int], T: int, num_classes: int, batch: int = 32,
+                      seeds: int = 5) -> pd.DataFrame:
+    """How much gradient reaches the input x^0 of a freshly initialised stack, residual on or off.
+
+    Random inputs and labels, one backward pass of the cross-entropy; the norm of d loss / d x^0
+    per video, averaged. A plain stack passes the gradient through every layer's gates (each
+    step can shrink it); Eq. 1's identity path carries it past them. Columns: layers, residual,
+    seed, grad_norm.
+    """
+    import torch.nn.functional as F
+
+    rows = []
+    for s in range(seeds):
+        for L in depths:
+            for residual in (True, False):
+                torch.manual_seed(s)
+                model = ResLSTM(ResLSTMConfig(input_size=size, num_classes=num_classes, hidden_size=size,
+                                              num_layers=L, residual=residual))
+                g = torch.Generator().manual_seed(1000 + s)
+                x = torch.randn(batch, T, size, generator=g, requires_grad=True)   # (B, T, D)
+                y = torch.randint(num_classes, (batch,), generator=g)
+                (grad,) = torch.autograd.grad(F.cross_entropy(model(x), y), x)      # (B, T, D)
+                rows.append({"layers": L, "residual": residual, "seed": s,
+                             "grad_norm": float(grad.flatten(1).norm(dim=1).mean())})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- tables for the book
+
+def labels(cfg: Config) -> dict[str, str]:
+    """Column labels: whose number it is and on what data."""
+    return {"ours": f"ours: {cfg.dataset_label} ({cfg.mode} mode)",
+            "paper_c3d": "paper: {} split 1 (C3D)", "paper_final": "paper: {} split 1 (TSN features)"}
+
+
+def _ours(ours: pd.DataFrame, by: list[str], label: str) -> pd.DataFrame:
+    s = results.summarize_seeds(ours, by=by, value="accuracy")
+    s[label] = [f"{m:.1f} ± {sd:.1f} (n={n})" if n > 1 else f"{m:.1f}" for m, sd, n in zip(s["mean"], s["std"], s["n"])]
+    return s[by + [label]]
+
+
+def figure3_table(ours: pd.DataFrame, *, by: list[str], paper_says: str, cfg: Config) -> pd.DataFrame:
+    """Fig. 3's sweeps as a table: our mean ± std per setting, beside what the paper's plot shows
+    (the paper prints no values for Fig. 3)."""
+    out = _ours(ours, by, labels(cfg)["ours"])
+    out["paper (Fig. 3, no values printed)"] = paper_says
+    return out
+
+
+def table1(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 1 with the paper's two rows (HMDB-51, UCF-101) beside ours. Our T grid is matched to
+    the paper's by position (ci scales it to the ci videos' clip counts)."""
+    paper = results.paper_table(CHAPTER, "table1")
+    paper_T = sorted(paper["T"].unique())
+    mapping = dict(zip(cfg.T_grid, paper_T))
+    o = ours.assign(**{"paper's T": ours["T"].map(mapping)})
+    lab = labels(cfg)
+    out = results.paper_vs_ours(o, paper[paper["dataset"] == cfg.paper_dataset].rename(columns={"T": "paper's T"}),
+                                on=["paper's T"], value="accuracy",
+                                paper_label=lab["paper_c3d"].format(cfg.paper_dataset), ours_label=lab["ours"])
+    other = "HMDB-51" if cfg.paper_dataset == "UCF-101" else "UCF-101"
+    p_other = paper[paper["dataset"] == other].set_index("T")["paper"]
+    out.insert(2, lab["paper_c3d"].format(other), [f"{p_other[t]:.1f}" for t in out["paper's T"]])
+    out.insert(1, "our T", [{v: k for k, v in mapping.items()}[t] for t in out["paper's T"]])
+    return out
+
+
+def table2(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 2 (the paper's: HMDB-51, C3D features) beside ours; the one-stream rows are ours only."""
+    paper = results.paper_table(CHAPTER, "table2")
+    lab = labels(cfg)
+    return results.paper_vs_ours(ours, paper, on=["fusion", "operation"], value="accuracy",
+                                 paper_label=lab["paper_c3d"].format("HMDB-51"), ours_label=lab["ours"])
+
+
+def table3(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 3: the paper's Res-LSTM and L2STM numbers per UCF-101 action type and named class,
+    beside our final model's accuracy per category (ours: the benchmark's categories in ci)."""
+    paper = results.paper_table(CHAPTER, "table3")
+    res = paper[paper["method"] == "Res-LSTM"][["group", "level", "paper"]]
+    l2 = paper[paper["method"] == "L2STM"].set_index("group")["paper"]
+    lab = labels(cfg)
+    out = results.paper_vs_ours(ours, res, on=["group", "level"], value="accuracy",
+                                paper_label=lab["paper_final"].format("UCF-101") + ", Res-LSTM", ours_label=lab["ours"])
+    out.insert(3, "paper: L2STM (as quoted)", [f"{l2[g]:.1f}" if g in l2.index else "—" for g in out["group"]])
+    return out
+
+
+def final_accuracy(runs: Runs, *, seeds: int | Sequence[int] = 3) -> pd.DataFrame:
+    """Top-1 accuracy of the final model (late product fusion) per seed: columns seed, accuracy."""
+    y = runs.labels("test")
+    return pd.DataFrame([{"seed": s, "accuracy": 100 * metrics.topk_accuracy(final_scores(runs, seed=s), y, k=1)}
+                         for s in _seeds(seeds)])
+
+
+def tables45(final: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tables 4 and 5 as the paper prints them, with our final model's row added."""
+    column = cfg.paper_dataset if cfg.dataset not in ("ci", "full") else "generated benchmark"
+    label = f"{labels(cfg)['ours']}, {B.spec(cfg.backbone).name if cfg.mode == 'full' else 'ci 3D CNN'} features"
+    ours = final.assign(method="Res-LSTM (late ⊙, this book)")
+    t4 = comparison(results.paper_table(CHAPTER, "table4"), ours, label=label, column=column)
+    t5 = comparison(results.paper_table(CHAPTER, "table5"), ours, label=label, column=column)
+    return t4, t5
