@@ -57,18 +57,20 @@ import torchvision
 from torch import Tensor, nn
 
 from actionbook import engine, metrics, results
+from actionbook.experiments import full_dataset
+from actionbook.experiments import preflight as _preflight
 from actionbook.features import backbones as B
 from actionbook.features.cache import FeatureSet
 from actionbook.models.mrrn import RRN, RRNConfig
 from actionbook.models.sru import SRULayer, sru_layer_reference
-from actionbook.paths import cache_dir, data_dir, results_dir
+from actionbook.paths import cache_dir, results_dir
+from actionbook.results import verdict
 from actionbook.seed import seed_everything
 
 CHAPTER = "mrrn"
 LEVELS = ("low", "mid", "high")
 LAYER_OF = {"low": "layer2", "mid": "layer3", "high": "layer4"}  # torchvision's stage names
 POOLINGS = ("mean", "max")
-DATASETS = ("ucf101", "hmdb51", "generated")  # what `-p dataset` may name in full mode
 
 __all__ = ["CHAPTER", "LEVELS", "TimingConfig", "Config", "CONFIGS", "config", "preflight", "features",
            "ClipDataset", "Runs", "table1", "table2", "fusion", "table3", "paper_table1", "paper_table2",
@@ -189,41 +191,14 @@ def config(mode: str, *, dataset: str = "ucf101") -> Config:
     cfg = CONFIGS[mode]
     if mode == "ci":
         return cfg
-    if dataset == "ucf101":
-        return replace(cfg, dataset=str(data_dir() / "ucf101"), layout="ucf101",
-                       dataset_label="UCF-101 split 1", paper_dataset="UCF-101")
-    if dataset == "hmdb51":
-        return replace(cfg, dataset=str(data_dir() / "hmdb51"), layout="hmdb51",
-                       dataset_label="HMDB-51 split 1", paper_dataset="HMDB-51")
-    if dataset == "generated":
-        return replace(cfg, dataset="full", layout="ucf101", dataset_label="generated benchmark (full)",
-                       paper_dataset="UCF-101")
-    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    return replace(cfg, **full_dataset(dataset))
 
 
 def preflight(cfg: Config) -> dict[str, Any]:
-    """Check, before any work, that the dataset and the backbone weights are there.
-
-    Raises the readers' `DatasetError` (naming the missing folder or split file and the
-    layout `data/README.md` expects) or the backbones' `MissingWeightsError` (naming the
-    weights file and where to put it). Returns what was found (videos per subset, classes).
-    """
-    from actionbook.features.extract import read_records, resolve_dataset
-
-    if cfg.mode == "full" and cfg.dataset not in ("full",) and not Path(cfg.dataset).is_dir():
-        from actionbook.data.readers import DatasetError
-
-        raise DatasetError(f"{cfg.dataset}: the {cfg.layout} dataset is not there. Put it in that folder "
-                           f"in the layout of data/README.md (or set ACTIONBOOK_DATA), or run with "
-                           f"`-p dataset generated` to use the generated benchmark's full preset")
-    if cfg.mode == "full":
-        w = B.spec(cfg.backbone).weights.DEFAULT
-        if not B.weights_path(w).is_file():
-            B.load_weights(w)  # raises MissingWeightsError with the file name, URL and folder
-    ds = resolve_dataset(cfg.dataset, layout=cfg.layout)
-    train, classes = read_records(ds, split=cfg.split, subset="train")
-    test, _ = read_records(ds, split=cfg.split, subset="test")
-    return {"root": str(ds.root), "train videos": len(train), "test videos": len(test), "classes": len(classes)}
+    """Check, before any work, that the dataset and the backbone weights are there
+    (`actionbook.experiments.preflight`: a clear DatasetError or MissingWeightsError)."""
+    return _preflight(mode=cfg.mode, dataset=cfg.dataset, layout=cfg.layout, backbone=cfg.backbone,
+                      split=cfg.split)
 
 
 # --------------------------------------------------------------------------- features
@@ -770,24 +745,6 @@ def sru_benchmark(path: Path | None = None) -> pd.DataFrame | None:
 
 
 # --------------------------------------------------------------------------- claims
-
-def verdict(effects: Sequence[float]) -> str:
-    """The verdict on a claim from its effect on each seed (positive = the paper's direction).
-
-    "holds" if the mean effect is positive and more than twice its standard error (std over
-    seeds / sqrt(n)); "reversed" if it is negative by as much; "inconclusive" otherwise.
-    Needs at least 2 seeds (with one, there is no spread: "inconclusive").
-    """
-    e = [float(x) for x in effects]
-    if len(e) < 2:
-        return "inconclusive"
-    mean, se = statistics.fmean(e), statistics.stdev(e) / math.sqrt(len(e))
-    if mean > 2 * se and mean > 0:
-        return "holds"
-    if mean < -2 * se and mean < 0:
-        return "reversed"
-    return "inconclusive"
-
 
 def _cell(df: pd.DataFrame, **where: Any) -> pd.Series:
     """Accuracy per seed of the rows matching `where` (averaged over the other columns)."""

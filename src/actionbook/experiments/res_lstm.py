@@ -45,7 +45,6 @@ refits a PCA; each experiment then trains small heads on tensors in memory.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -58,17 +57,18 @@ import torch
 from torch import Tensor
 
 from actionbook import engine, metrics, results
+from actionbook.experiments import full_dataset
+from actionbook.experiments import preflight as _preflight
 from actionbook.data.sampling import clip_grid, select_clips
 from actionbook.features import backbones as B
 from actionbook.features.cache import FeatureSet
 from actionbook.features.transforms import PCA
 from actionbook.models.res_lstm import MidFusionResLSTM, ResLSTM, ResLSTMConfig
-from actionbook.paths import data_dir
+from actionbook.results import verdict
 from actionbook.seed import seed_everything
 
 CHAPTER = "res_lstm"
 STREAMS = ("rgb", "flow")
-DATASETS = ("ucf101", "hmdb51", "generated")  # what `-p dataset` may name in full mode
 TSN_WEIGHTS = (1.5, 1.0)  # (flow, RGB): TSN's late-fusion weights, Table 2's "w1 Flow + w2 RGB"
 
 __all__ = ["CHAPTER", "STREAMS", "Config", "CONFIGS", "config", "preflight", "features", "Features",
@@ -177,42 +177,14 @@ def config(mode: str, *, dataset: str = "ucf101") -> Config:
     cfg = CONFIGS[mode]
     if mode == "ci":
         return cfg
-    if dataset == "ucf101":
-        return replace(cfg, dataset=str(data_dir() / "ucf101"), layout="ucf101",
-                       dataset_label="UCF-101 split 1", paper_dataset="UCF-101")
-    if dataset == "hmdb51":
-        return replace(cfg, dataset=str(data_dir() / "hmdb51"), layout="hmdb51",
-                       dataset_label="HMDB-51 split 1", paper_dataset="HMDB-51")
-    if dataset == "generated":
-        return replace(cfg, dataset="full", layout="ucf101", dataset_label="generated benchmark, full preset",
-                       paper_dataset="UCF-101")
-    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    return replace(cfg, **full_dataset(dataset))
 
 
 def preflight(cfg: Config) -> dict[str, Any]:
-    """Check, before any work, that the dataset and the backbone weights are there.
-
-    Raises the readers' `DatasetError` (naming the missing folder or split file and the layout
-    `data/README.md` expects) or the backbones' `MissingWeightsError` (naming the weights file,
-    where to put it and where to fetch it). Both are checked before the generated `full`
-    preset is generated (on first use, a long job). Returns what was found.
-    """
-    from actionbook.features.extract import read_records, resolve_dataset
-
-    if cfg.mode == "full":
-        if cfg.dataset != "full" and not Path(cfg.dataset).is_dir():
-            from actionbook.data.readers import DatasetError
-
-            raise DatasetError(f"{cfg.dataset}: the {cfg.layout} dataset is not there. Put it in that folder "
-                               f"in the layout of data/README.md (or set ACTIONBOOK_DATA), or run with "
-                               f"`-p dataset generated` to use the generated benchmark's full preset")
-        w = B.spec(cfg.backbone).weights.DEFAULT
-        if not B.weights_path(w).is_file():
-            B.load_weights(w)  # raises MissingWeightsError with the file name, URL and folder
-    ds = resolve_dataset(cfg.dataset, layout=cfg.layout)
-    train, classes = read_records(ds, split=cfg.split, subset="train")
-    test, _ = read_records(ds, split=cfg.split, subset="test")
-    return {"root": str(ds.root), "train videos": len(train), "test videos": len(test), "classes": len(classes)}
+    """Check, before any work, that the dataset and the backbone weights are there
+    (`actionbook.experiments.preflight`: a clear DatasetError or MissingWeightsError)."""
+    return _preflight(mode=cfg.mode, dataset=cfg.dataset, layout=cfg.layout, backbone=cfg.backbone,
+                      split=cfg.split)
 
 
 # --------------------------------------------------------------------------- features
@@ -635,32 +607,6 @@ def plot_confusion(cm: Tensor, order: Sequence[int], *, classes: Sequence[str],
 
 
 # --------------------------------------------------------------------------- the claims audit
-
-def verdict(effects: Sequence[float], *, expect: str = "positive") -> str:
-    """The verdict on a claim from its effect on each seed (positive = the paper's direction).
-
-    expect="positive" (the claim is that something helps): "holds" if the mean effect is
-    positive and more than twice its standard error (std over seeds / sqrt(n)); "reversed" if
-    it is negative by as much; "inconclusive" otherwise.
-    expect="no gain" (the claim is that something stops helping, e.g. h beyond 1024): "holds (no
-    clear gain)" unless the effect is positive by more than twice its standard error ("does not
-    hold"). Absence of a clear gain is weak evidence: read it beside the spread.
-    Needs at least 2 seeds (with one there is no spread: "inconclusive").
-    """
-    e = [float(x) for x in effects]
-    if len(e) < 2:
-        return "inconclusive"
-    mean, se = statistics.fmean(e), statistics.stdev(e) / math.sqrt(len(e))
-    if expect == "no gain":
-        return "does not hold" if mean > 2 * se and mean > 0 else "holds (no clear gain)"
-    if expect != "positive":
-        raise ValueError(f"expect must be 'positive' or 'no gain', got {expect!r}")
-    if mean > 2 * se and mean > 0:
-        return "holds"
-    if mean < -2 * se and mean < 0:
-        return "reversed"
-    return "inconclusive"
-
 
 def _cell(df: pd.DataFrame, **where: Any) -> pd.Series:
     """Accuracy per seed of the rows matching `where` (averaged over the other columns)."""
