@@ -161,3 +161,18 @@ def test_pretraining_is_cached_and_inflation_keeps_its_accuracy(tmp_path):
     assert P.pretrain_key(cfg) != P.pretrain_key(P.PretrainConfig(n_train=65))
     state = P.ci_state_dict(cfg, root=tmp_path)
     assert state["fc.weight"].shape == (2, 512)
+
+
+def test_pretraining_runs_under_no_grad_and_leaves_the_callers_random_stream(tmp_path):
+    """It may run lazily inside a feature extractor (under no_grad) or an experiment (seeded)."""
+    from actionbook.features import pretrain as P
+
+    cfg = P.PretrainConfig(n_train=32, n_test=16, size=24, crop=20, epochs=1, batch_size=32, n_test_3d=16,
+                           seed=5)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with torch.no_grad():
+        P.pretrain(cfg, images=_shapes, root=tmp_path, progress=False)
+        assert not torch.is_grad_enabled(), "the caller's no_grad is restored"
+    assert torch.equal(torch.rand(3), expected), "pretraining moved the caller's random stream"

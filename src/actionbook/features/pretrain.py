@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from actionbook.io import atomic_write, read_json, write_json
 from actionbook.paths import cache_dir
-from actionbook.seed import seed_everything
+from actionbook.seed import rng_state, seed_everything, set_rng_state
 
 VERSION = 2  # bump when the training recipe changes: every cached weight is then retrained
 
@@ -118,13 +118,24 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), *, images: ImageSource | No
     `images(n=, size=, seed=)` defaults to `actionbook.data.generate.static_images`; tests pass
     a stand-in (the stand-in's output is then cached under the same key: pass a separate `root`).
     """
-    from actionbook.features.backbones import _CI_STATS, inflate_resnet, inflated_r3d_18
 
     weights_file, report_file = _paths(cfg, root)
     if weights_file.is_file() and report_file.is_file():
         return read_json(report_file)
     if images is None:
         from actionbook.data.generate import static_images as images
+    saved = rng_state()  # pretraining may run lazily inside an experiment: leave its random streams alone
+    try:
+        with torch.enable_grad():  # the caller may hold torch.no_grad() (e.g. a feature extractor)
+            return _train(cfg, images, weights_file=weights_file, report_file=report_file, progress=progress)
+    finally:
+        set_rng_state(saved)
+
+
+def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, report_file: Path,
+           progress: bool) -> dict:
+    from actionbook.features.backbones import _CI_STATS, inflate_resnet, inflated_r3d_18
+
     start, cpu_start = time.perf_counter(), time.process_time()
     g = seed_everything(cfg.seed, deterministic=False)
     imgs, labels, names = images(n=cfg.n_train + cfg.n_test, size=cfg.size, seed=cfg.seed)
