@@ -132,6 +132,8 @@ def test_clip_backbone_shape_and_pretrained_stage():
 
 def _shapes(*, n: int, size: int, seed: int):
     """Stand-in for generate.static_images: a filled disc or square of a random colour."""
+    from actionbook.data.generate import StaticImages
+
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 80, size=(n, size, size, 3), dtype=np.uint8)
     labels = np.arange(n) % 2
@@ -141,7 +143,7 @@ def _shapes(*, n: int, size: int, seed: int):
         mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r if labels[i] == 0 else \
             (abs(yy - cy) <= r) & (abs(xx - cx) <= r)
         images[i][mask] = rng.integers(120, 256, 3)
-    return images, labels, ["disc", "square"]
+    return StaticImages(images, labels, ["disc", "square"], np.eye(2, dtype=np.float32)[labels])
 
 
 def test_pretraining_is_cached_and_inflation_keeps_its_accuracy(tmp_path):
@@ -160,7 +162,8 @@ def test_pretraining_is_cached_and_inflation_keeps_its_accuracy(tmp_path):
     assert (tmp_path / files[1]).stat().st_mtime_ns == mtime
     assert P.pretrain_key(cfg) != P.pretrain_key(P.PretrainConfig(n_train=65))
     state = P.ci_state_dict(cfg, root=tmp_path)
-    assert state["fc.weight"].shape == (2, 512)
+    assert state["fc.weight"].shape == (4, 512)  # kind logits | presence logits
+    assert set(report["test_losses"]) == {"kind", "presence"}
 
 
 def test_pretraining_runs_under_no_grad_and_leaves_the_callers_random_stream(tmp_path):

@@ -273,12 +273,15 @@ def test_cli_errors(tmp_path, capsys):
 
 
 def test_static_images():
-    x, y, names = G.static_images(n=24, size=32, seed=0)
-    assert x.shape == (24, 32, 32, 3) and x.dtype == np.uint8
+    d = G.static_images(n=24, size=32, seed=0)
+    x, y, names = d.images, d.labels, d.kinds
+    assert x.shape == (24, 32, 32, 3) and x.dtype == np.uint8 and len(d) == 24
     assert names == list(G.KINDS) and sorted(set(y.tolist())) == list(range(len(names)))
     assert np.bincount(y).tolist() == [4] * len(names)  # balanced
-    x2, y2, _ = G.static_images(n=24, size=32, seed=0)
-    assert np.array_equal(x, x2) and np.array_equal(y, y2)
-    x3, _, _ = G.static_images(n=24, size=32, seed=1)
-    assert not np.array_equal(x, x3)
+    # the main object always shows, and some images hold others of other kinds
+    assert d.presence.shape == (24, len(names)) and (d.presence[np.arange(24), y] == 1).all()
+    assert (d.presence.sum(1) > 1).any()
+    d2 = G.static_images(n=24, size=32, seed=0)
+    assert np.array_equal(x, d2.images) and np.array_equal(y, d2.labels) and np.array_equal(d.presence, d2.presence)
+    assert not np.array_equal(x, G.static_images(n=24, size=32, seed=1).images)
     assert (x.reshape(24, -1).std(1) > 5).all()

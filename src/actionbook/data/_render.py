@@ -207,26 +207,36 @@ class Track:
         return len(self.x)
 
 
-def draw(frame: np.ndarray, tr: Track, i: int, dx: float = 0.0, dy: float = 0.0) -> None:
-    """Draw frame `i` of track `tr` into `frame` (H, W, 3) float32, in place, shifted by (-dx, -dy)."""
+def footprint(tr: Track, i: int, h: int, w: int, dx: float = 0.0, dy: float = 0.0):
+    """Where frame `i` of track `tr` covers an (h, w) frame shifted by (-dx, -dy): the window
+    (y0, y1, x0, x1), the object coordinates u, v (ph, pw) in units of size, and the opacity-weighted
+    anti-aliased coverage (ph, pw) in 0..1; None where nothing shows."""
     size = float(tr.size[i])
     opacity = 1.0 if tr.alpha is None else float(tr.alpha[i])
     if size < 0.5 or opacity <= 0:
-        return
+        return None
     spread = 0.0 if tr.spread is None else float(tr.spread[i])
     cx, cy = float(tr.x[i]) - dx, float(tr.y[i]) - dy
     r = size * (1.8 + 1.5 * spread) + 1
-    h, w = frame.shape[:2]
     x0, x1 = max(int(cx - r), 0), min(int(cx + r) + 2, w)
     y0, y1 = max(int(cy - r), 0), min(int(cy + r) + 2, h)
     if x0 >= x1 or y0 >= y1:
-        return
+        return None
     px = np.arange(x0, x1, dtype=np.float32)[None, :] - cx  # (1, pw)
     py = np.arange(y0, y1, dtype=np.float32)[:, None] - cy  # (ph, 1)
     c, s = math.cos(tr.angle[i]), math.sin(tr.angle[i])
     u = (c * px + s * py) / size  # (ph, pw) object coordinates, units of size
     v = (-s * px + c * py) / size
     alpha = _coverage(tr.kind, u, v, size, spread) * opacity  # (ph, pw)
+    return (y0, y1, x0, x1), u, v, alpha
+
+
+def draw(frame: np.ndarray, tr: Track, i: int, dx: float = 0.0, dy: float = 0.0) -> None:
+    """Draw frame `i` of track `tr` into `frame` (H, W, 3) float32, in place, shifted by (-dx, -dy)."""
+    fp = footprint(tr, i, frame.shape[0], frame.shape[1], dx, dy)
+    if fp is None:
+        return
+    (y0, y1, x0, x1), u, v, alpha = fp
     color = np.asarray(tr.color, dtype=np.float32)  # (3,)
     if tr.kind == "checker":
         # 4 x 4 cells; each colour channel swings by the same amount up and down, so the

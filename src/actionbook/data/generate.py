@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import csv
 import io
 import json
@@ -540,33 +541,76 @@ def ensure_benchmark(preset: str | Preset = "ci", seed: int = 0, *, workers: int
 # ----------------------------------------------------------------------------- static images
 
 
-def static_images(*, n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """`n` images (N, size, size, 3) uint8 of one object each, labelled by object kind.
+@dataclass
+class StaticImages:
+    """Still images of the benchmark's objects, labelled by object.
+
+    `labels`: the kind of each image's main object (its largest; the single label, as
+    ImageNet's); `presence`: every kind that shows in the image (multi-hot, as a multi-label
+    dataset would annotate).
+    """
+
+    images: np.ndarray    # (N, S, S, 3) uint8
+    labels: np.ndarray    # (N,) int64, kind of the main object
+    kinds: list[str]
+    presence: np.ndarray  # (N, K) float32 in {0, 1}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+_STATIC_OTHERS = (0.5, 0.35, 0.15)  # probabilities of 0, 1, 2 objects besides the main one
+
+
+def _static_track(rng: np.random.Generator, kind: str, color, size: int, *, main: float | None) -> R.Track:
+    """One object of a still image: any size from a shrunk object (GrowShrink's smallest) to a
+    grown one, anywhere (partly outside the frame, as objects that rise through the top), any
+    angle; sometimes broken into its pieces (Assemble / Scatter) or faded (EarlyBlink)."""
+    # the main object is the largest and shows whole; the others may be cut by the frame's edge
+    s = rng.uniform(0.06, 0.2) * size if main is None else rng.uniform(0.3, 0.8) * main
+    lo, hi = (1.2 * s, size - 1.2 * s) if main is None else (-s, size + s)
+    spread = np.array([rng.uniform(0, 1.1)]) if rng.random() < 0.2 else None
+    alpha = np.array([rng.uniform(0.4, 1.0)]) if rng.random() < 0.1 else None
+    return R.Track(kind, color, np.array([rng.uniform(lo, hi)]), np.array([rng.uniform(lo, hi)]),
+                   np.array([s]), np.array([rng.uniform(0, 2 * math.pi)]), alpha=alpha, spread=spread)
+
+
+def static_images(*, n: int, size: int, seed: int) -> StaticImages:
+    """`n` still images (size x size) of the benchmark's objects, annotated (`StaticImages`).
 
     The ci stand-in for ImageNet pretraining: the backbones learn what the benchmark's
-    objects look like before they ever see a video. Images cycle through the kinds (so the
-    labels are balanced), on backgrounds drawn from the benchmark's style distribution with
-    clutter, lighting and noise, but with styles of their own (not the benchmark's groups,
-    so no test group is seen here). Objects vary in size, position, angle and tint.
-    Returns (images, labels (N,) int64, kind names).
+    objects look like before they ever see a video. Each image has its own random style
+    (texture, palette, clutter, lighting, noise), drawn from the benchmark's style
+    distribution but never one of its groups': the features cannot lean on a style (with 64
+    shared styles, as an earlier recipe had, the network learned the styles and its features
+    transferred poorly to the videos), and no test group is seen here. One to three objects:
+    the main one, the largest and whole (its kind cycles through the kinds, so the labels are
+    balanced), and 0-2 smaller others of random kinds, which may be cut by the frame's edge.
+    Any object may be broken into its pieces or faded. No action, no motion, no time.
     """
     seed = _check_seed(seed)
     if not isinstance(n, int) or n < 0 or not isinstance(size, int) or size < 16:
         raise BenchmarkError(f"static_images needs n >= 0 and size >= 16, got n={n!r}, size={size!r}")
-    images = np.empty((n, size, size, 3), dtype=np.uint8)
-    labels = np.arange(n, dtype=np.int64) % len(KINDS)
+    k = len(KINDS)
+    out = StaticImages(images=np.empty((n, size, size, 3), dtype=np.uint8),
+                       labels=np.arange(n, dtype=np.int64) % k, kinds=list(KINDS),
+                       presence=np.zeros((n, k), np.float32))
     for i in range(n):
         rng = _rng(seed, _STATIC, i)
-        style = R.make_style(_rng(seed, _STATIC_STYLE, i % 64))
-        s = rng.uniform(0.12, 0.24) * size
-        margin = 1.7 * s
-        color = style.obj_colors[int(rng.integers(2))]
-        tr = R.Track(KINDS[labels[i]], color, np.array([rng.uniform(margin, size - margin)]),
-                     np.array([rng.uniform(margin, size - margin)]), np.array([s]),
-                     np.array([rng.uniform(0, 2 * math.pi)]))
-        images[i] = R.render([tr], num_frames=1, height=size, width=size, style=style,
-                             bg_rng=rng, noise_rng=rng)[0]  # (size, size, 3)
-    return images, labels, list(KINDS)
+        style = dataclasses.replace(R.make_style(rng), jitter=0.0)  # still images: no camera shake
+        others = int(rng.choice(3, p=_STATIC_OTHERS))
+        kinds = [KINDS[out.labels[i]]] + [KINDS[int(j)] for j in rng.integers(k, size=others)]
+        tracks: list[R.Track] = []
+        for kind in kinds:  # main object first; `main` is its size for the others
+            main = float(tracks[0].size[0]) if tracks else None
+            tracks.append(_static_track(rng, kind, style.obj_colors[int(rng.integers(2))], size, main=main))
+        out.images[i] = R.render(tracks, num_frames=1, height=size, width=size, style=style,
+                                 bg_rng=rng, noise_rng=rng)[0]  # (size, size, 3)
+        for tr in tracks:
+            fp = R.footprint(tr, 0, size, size)
+            if fp is not None and fp[-1].sum() >= 2.0:  # at least two pixels' worth of it shows
+                out.presence[i, KINDS.index(tr.kind)] = 1.0
+    return out
 
 
 # ----------------------------------------------------------------------------- figures
