@@ -37,7 +37,7 @@ from actionbook.data.generate import CATEGORIES, CLASSES, PRESETS, ensure_benchm
 from actionbook.data.readers import read_ucf101
 from actionbook.data.video import read_video
 from actionbook.features import pretrain as P
-from actionbook.features.backbones import _CI_STATS
+from actionbook.features.backbones import _CI_STATS, FrameBackbone
 
 FRAMES, SEGMENTS, CROP = 16, 8, 56
 
@@ -59,21 +59,12 @@ def load_frames(root, split: int, subset: str) -> tuple[torch.Tensor, np.ndarray
 
 @torch.no_grad()
 def features(net: torchvision.models.ResNet, frames: torch.Tensor, layers: list[str]) -> torch.Tensor:
-    """(V, F, D) pooled features of `layers`, concatenated."""
-    mean = torch.tensor(_CI_STATS.mean).view(1, 3, 1, 1)
-    std = torch.tensor(_CI_STATS.std).view(1, 3, 1, 1)
-    v, f = frames.shape[:2]
-    out = []
-    for i in range(0, v * f, 256):
-        x = frames.flatten(0, 1)[i:i + 256].float().div(255)
-        x = net.maxpool(net.relu(net.bn1(net.conv1((x - mean) / std))))
-        feats = []
-        for name in ("layer1", "layer2", "layer3", "layer4"):
-            x = getattr(net, name)(x)
-            if name in layers:
-                feats.append(x.mean(dim=(2, 3)))
-        out.append(torch.cat(feats, 1))
-    return torch.cat(out).view(v, f, -1)
+    """(V, F, D) pooled features of `layers` (the book's own `FrameBackbone`), concatenated."""
+    mean, std = torch.tensor(_CI_STATS.mean), torch.tensor(_CI_STATS.std)
+    cuts = [FrameBackbone(net, layer=layer, mean=mean, std=std).eval() for layer in layers]
+    x = frames.flatten(0, 1)  # (V F, 3, H, W) uint8
+    out = torch.cat([torch.cat([cut(xb.float() / 255) for cut in cuts], 1) for xb in x.split(256)])
+    return out.view(*frames.shape[:2], -1)
 
 
 def linear_probe(xtr, ytr, xte, *, steps: int = 300, wd: float = 1e-3, seed: int = 0):

@@ -224,7 +224,7 @@ def test_groups(preset: str | Preset, split: int) -> list[int]:
 # Every random choice comes from a generator keyed by what it is for, so that any video can
 # be rendered alone, in any process, in any order.
 
-_STYLE, _CLIPS, _VIDEO, _LENGTH, _ML, _ML_IDS, _STATIC, _STATIC_STYLE = range(1, 9)
+_STYLE, _CLIPS, _VIDEO, _LENGTH, _ML, _ML_IDS, _STATIC = range(1, 8)
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
