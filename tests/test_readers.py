@@ -289,7 +289,8 @@ def test_describe_hmdb51_and_charades(tmp_path, capsys):
     assert cli(["describe", "--layout", "hmdb51", "--root", str(tmp_path / "hmdb"), "--json", "--split", "2"]) == 0
     assert json.loads(capsys.readouterr().out) == {"classes": ["brush_hair", "wave"], "train": 2, "test": 2}
     _, _, _ = make_charades(tmp_path / "ch")
-    _write(tmp_path / "ch" / "Charades_v1_test.csv", [CHARADES_HEADER, "46GP8,s,k,6,7,Yes,,,,c001 0 1,3"], "\n")
+    _write(tmp_path / "ch" / "Charades_v1_test.csv", [CHARADES_HEADER, "T3ST1,s,k,6,7,Yes,,,,c001 0 1,3"], "\n")
+    (tmp_path / "ch" / "Charades_v1_480" / "T3ST1.mp4").write_bytes(b"")
     assert cli(["describe", "--layout", "charades", "--root", str(tmp_path / "ch"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out == {"classes": ["Holding some clothes", "Putting clothes somewhere", "Taking a laptop"],

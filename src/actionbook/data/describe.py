@@ -22,6 +22,7 @@ from pathlib import Path
 from .readers import (
     DatasetError,
     charades_classes,
+    check_disjoint,
     hmdb51_classes,
     read_charades,
     read_hmdb51,
@@ -99,19 +100,22 @@ def describe(*, layout: str, videos: Path, splits: Path, check: bool = True) -> 
         classes = charades_classes(classes_file)
         counts = {}
         sizes = {}
+        both = {}
         for subset in ("train", "test"):
             csv = splits / f"Charades_v1_{subset}.csv"
-            sizes[subset] = len(read_charades(videos=videos, csv=csv, classes_file=classes_file, check_files=check))
+            both[subset] = read_charades(videos=videos, csv=csv, classes_file=classes_file, check_files=check)
+            sizes[subset] = len(both[subset])
+        check_disjoint(both["train"], both["test"])
         counts[1] = sizes
         return {"classes": classes, "splits": counts}
     classes = ucf101_classes(splits) if layout == "ucf101" else hmdb51_classes(splits)
     read = read_ucf101 if layout == "ucf101" else read_hmdb51
     counts = {}
     for n in _splits_available(layout, splits):
-        counts[n] = {
-            subset: len(read(videos=videos, splits=splits, split=n, subset=subset, check_files=check))
-            for subset in ("train", "test")
-        }
+        both = {subset: read(videos=videos, splits=splits, split=n, subset=subset, check_files=check)
+                for subset in ("train", "test")}
+        check_disjoint(both["train"], both["test"])  # no video, no group in both
+        counts[n] = {subset: len(records) for subset, records in both.items()}
     return {"classes": classes, "splits": counts}
 
 

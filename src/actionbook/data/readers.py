@@ -20,14 +20,19 @@ Quirks the readers handle, because the real files have them:
 * The lists write `HandstandPushups/v_HandStandPushups_g08_c01.avi`: the folder is the class,
   the file stem may spell it differently. The class is taken from the folder only.
 
-Every problem raises `DatasetError` naming the file and line and saying what to fix.
+Every problem raises `DatasetError` naming the file and line and saying what to fix: a
+malformed line, a byte that is not UTF-8, a path that leaves the videos folder (`..`, an
+absolute path), and -- through `check_disjoint` -- a video or a group listed in both the
+train and the test list of a split (the official splits never do that).
 """
 
 from __future__ import annotations
 
 import csv as _csv
+import io
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "read_hmdb51",
     "charades_classes",
     "read_charades",
+    "check_disjoint",
 ]
 
 
@@ -53,6 +59,7 @@ class VideoRecord:
     group: str | None = None  # UCF-101 group "g08"; None where the dataset has none
     duration: float | None = None  # seconds, when known without decoding (Charades 'length')
     segments: tuple[tuple[int, float, float], ...] = ()  # Charades: (class, start_s, end_s)
+    where: str = field(default="", compare=False)  # "file:line" of the split file that lists it
 
 
 class DatasetError(Exception):
@@ -68,8 +75,27 @@ def _lines(path: Path, what: str) -> list[tuple[int, str]]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: {what} not found; check the split folder (see data/README.md)")
-    text = path.read_text(encoding="utf-8-sig")  # utf-8-sig also drops a byte-order mark
+    text = _decode(path, path.read_bytes())
     return [(i, s.strip()) for i, s in enumerate(text.splitlines(), start=1) if s.strip()]
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """UTF-8 text (a byte-order mark dropped); a byte that is not UTF-8 -> DatasetError with its line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DatasetError(f"{path}:{line}: byte {data[e.start:e.start + 1]!r} is not UTF-8 text; the file is "
+                           "damaged or in another encoding: fetch it again, or re-save it as UTF-8") from None
+
+
+def _inside(rel: str, where: str) -> str:
+    """`rel` (a path from a split file) if it stays inside the videos folder, else DatasetError."""
+    parts = rel.replace("\\", "/").split("/")
+    if rel.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", rel) or ".." in parts:
+        raise DatasetError(f"{where}: path {rel!r} leaves the dataset's videos folder; split files list "
+                           "paths relative to it ('<Class>/<video>.avi'): fix or remove the line")
+    return rel
 
 
 def _check_subset(subset: str) -> None:
@@ -128,7 +154,7 @@ def read_ucf101(*, videos: Path, splits: Path, split: int, subset: str, check_fi
         parts = line.split()
         if len(parts) not in (1, 2) or (len(parts) == 2 and not parts[1].lstrip("-").isdigit()):
             raise DatasetError(f"{path}:{n}: expected '<Class>/<video>.avi [label]', got {line!r}")
-        rel = parts[0].replace("\\", "/")
+        rel = _inside(parts[0].replace("\\", "/"), f"{path}:{n}")
         if "/" not in rel:
             raise DatasetError(f"{path}:{n}: expected '<Class>/<video>.avi' (class folder first), got {rel!r}")
         folder = rel.split("/")[0]
@@ -158,6 +184,7 @@ def read_ucf101(*, videos: Path, splits: Path, split: int, subset: str, check_fi
                 label=label,
                 labels=(label,),
                 group=group.group(1).lower() if group else None,
+                where=f"{path}:{n}",
             )
         )
     return records
@@ -199,15 +226,20 @@ def read_hmdb51(*, videos: Path, splits: Path, split: int, subset: str, check_fi
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 raise DatasetError(f"{path}:{n}: expected '<video>.avi <0|1|2>', got {line!r}")
+            if "/" in parts[0] or "\\" in parts[0] or parts[0] in (".", ".."):
+                raise DatasetError(f"{path}:{n}: {parts[0]!r} is not a file name; HMDB-51 split files list "
+                                   "'<video>.avi <0|1|2>' for videos in the class folder: fix the line")
+            file = videos / name / parts[0]
+            if file in seen:  # in any subset: a video listed as train and as test is a leak
+                raise DatasetError(f"{path}:{n}: duplicate entry {parts[0]!r} (also at {seen[file]}); "
+                                   "a video must be listed once per split")
+            seen[file] = f"{path.name}:{n}"
             if parts[1] != want:
                 continue
-            file = videos / name / parts[0]
-            if file in seen:
-                raise DatasetError(f"{path}:{n}: duplicate entry {parts[0]!r} (also at {seen[file]})")
-            seen[file] = f"{path.name}:{n}"
             if check_files and not file.is_file():
                 raise _missing(file, f"{path}:{n}")
-            records.append(VideoRecord(path=file, video_id=file.stem, label=label, labels=(label,)))
+            records.append(VideoRecord(path=file, video_id=file.stem, label=label, labels=(label,),
+                                       where=f"{path}:{n}"))
     return records
 
 
@@ -231,8 +263,14 @@ def charades_classes(classes_file: Path) -> list[str]:
     return names
 
 
+END_SLACK = 2.0
+"""Seconds an action may end after the video's `length`: the official Charades_v1_train.csv
+annotates in coarse steps, and 29% of its actions end up to 1.54 s after the length."""
+
+
 def read_charades(
-    *, videos: Path, csv: Path, classes_file: Path | None = None, check_files: bool = True
+    *, videos: Path, csv: Path, classes_file: Path | None = None, check_files: bool = True,
+    keep_odd_times: bool = False,
 ) -> list[VideoRecord]:
     """Multi-label records from a Charades CSV (`Charades_v1_train.csv` or `_test.csv`).
 
@@ -240,6 +278,12 @@ def read_charades(
     `labels` are the distinct classes, `label` is None. Videos are `<videos>/<id>.mp4` or
     `.avi`. Without `classes_file`, `Charades_v1_classes.txt` beside the CSV is used if present
     (to reject unknown codes); otherwise codes are not range-checked.
+
+    Refused, naming the line: a row with fewer or more fields than the header, times that
+    are not finite or negative, and -- unless `keep_odd_times` -- an action that ends before
+    it starts, starts at or after the video's `length`, or ends more than `END_SLACK` s after
+    it. The official train CSV has a few such rows (lines 100, 512, 5743, 7876 and others);
+    `keep_odd_times=True` keeps them exactly as written and warns with their count.
     """
     videos, csv = Path(videos).resolve(), Path(csv).resolve()
     if classes_file is None and (csv.parent / "Charades_v1_classes.txt").is_file():
@@ -249,42 +293,63 @@ def read_charades(
         raise DatasetError(f"{csv}: Charades CSV not found (Charades_v1_train.csv / Charades_v1_test.csv)")
     records: list[VideoRecord] = []
     seen: dict[str, int] = {}
-    with open(csv, newline="", encoding="utf-8-sig") as f:
-        reader = _csv.DictReader(f)
-        missing = [c for c in _CHARADES_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DatasetError(f"{csv}:1: the header lacks column(s) {missing}; got {reader.fieldnames}")
-        for row in reader:
-            n = reader.line_num
-            vid = (row["id"] or "").strip()
-            if not vid:
-                raise DatasetError(f"{csv}:{n}: empty id")
-            if vid in seen:
-                raise DatasetError(f"{csv}:{n}: duplicate id {vid!r} (first on line {seen[vid]})")
-            seen[vid] = n
-            segments = _parse_actions(row["actions"] or "", num_classes, f"{csv}:{n}")
-            try:
-                duration = float(row["length"]) if (row["length"] or "").strip() else None
-            except ValueError:
-                raise DatasetError(f"{csv}:{n}: length {row['length']!r} is not a number") from None
-            file = _charades_file(videos, vid)
-            if check_files and file is None:
-                raise _missing(videos / f"{vid}.mp4", f"{csv}:{n}")
-            records.append(
-                VideoRecord(
-                    path=file if file is not None else videos / f"{vid}.mp4",
-                    video_id=vid,
-                    label=None,
-                    labels=tuple(sorted({c for c, _, _ in segments})),
-                    duration=duration,
-                    segments=segments,
-                )
+    odd: list[str] = []
+    text = _decode(csv, csv.read_bytes())
+    reader = _csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in _CHARADES_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DatasetError(f"{csv}:1: the header lacks column(s) {missing}; got {reader.fieldnames}")
+    width = len(reader.fieldnames)
+    for row in reader:
+        n = reader.line_num
+        got = width - sum(v is None for v in row.values()) + len(row.get(None) or [])
+        if got != width:
+            raise DatasetError(f"{csv}:{n}: {got} fields, but the header has {width} "
+                               f"({', '.join(reader.fieldnames)}); fix the row (quote fields that hold commas)")
+        vid = (row["id"] or "").strip()
+        if not vid:
+            raise DatasetError(f"{csv}:{n}: empty id")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", vid):
+            raise DatasetError(f"{csv}:{n}: id {vid!r} is not a Charades video id (letters, digits, '_', '-'); "
+                               "it would name a file outside the videos folder: fix the row")
+        if vid in seen:
+            raise DatasetError(f"{csv}:{n}: duplicate id {vid!r} (first on line {seen[vid]})")
+        seen[vid] = n
+        try:
+            duration = float(row["length"]) if (row["length"] or "").strip() else None
+        except ValueError:
+            raise DatasetError(f"{csv}:{n}: length {row['length']!r} is not a number") from None
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
+            raise DatasetError(f"{csv}:{n}: length {row['length']!r} is not a positive number of seconds")
+        segments = _parse_actions(row["actions"] or "", num_classes, f"{csv}:{n}", duration,
+                                  odd if keep_odd_times else None)
+        file = _charades_file(videos, vid)
+        if check_files and file is None:
+            raise _missing(videos / f"{vid}.mp4", f"{csv}:{n}")
+        records.append(
+            VideoRecord(
+                path=file if file is not None else videos / f"{vid}.mp4",
+                video_id=vid,
+                label=None,
+                labels=tuple(sorted({c for c, _, _ in segments})),
+                duration=duration,
+                segments=segments,
+                where=f"{csv}:{n}",
             )
+        )
+    if odd:
+        import warnings
+
+        warnings.warn(f"{csv}: kept {len(odd)} action(s) with odd times as written (keep_odd_times=True): "
+                      + "; ".join(odd[:5]) + (" ..." if len(odd) > 5 else ""), stacklevel=2)
     return records
 
 
-def _parse_actions(text: str, num_classes: int | None, where: str) -> tuple[tuple[int, float, float], ...]:
-    """'c092 11.90 21.20;c147 0.00 12.60' -> ((92, 11.9, 21.2), (147, 0.0, 12.6))."""
+def _parse_actions(text: str, num_classes: int | None, where: str, duration: float | None = None,
+                   odd: list[str] | None = None) -> tuple[tuple[int, float, float], ...]:
+    """'c092 11.90 21.20;c147 0.00 12.60' -> ((92, 11.9, 21.2), (147, 0.0, 12.6)).
+
+    Odd times (reversed, past the video) raise DatasetError, or are listed in `odd` if given."""
     segments = []
     for item in filter(None, (s.strip() for s in text.split(";"))):
         parts = item.split()
@@ -296,6 +361,21 @@ def _parse_actions(text: str, num_classes: int | None, where: str) -> tuple[tupl
             raise DatasetError(f"{where}: action {item!r} is not 'cNNN start end'") from None
         if num_classes is not None and c >= num_classes:
             raise DatasetError(f"{where}: unknown class {parts[0]} (the class list has c000..c{num_classes - 1:03d})")
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < 0:
+            raise DatasetError(f"{where}: action {item!r} has a time that is negative or not finite; "
+                               "times are seconds from the video's start: fix the row")
+        problem = None
+        if start > end:
+            problem = "ends before it starts"
+        elif duration is not None and start >= duration:
+            problem = f"starts at or after the video's length {duration:g} s"
+        elif duration is not None and end > duration + END_SLACK:
+            problem = f"ends more than {END_SLACK:g} s after the video's length {duration:g} s"
+        if problem and odd is None:
+            raise DatasetError(f"{where}: action {item!r} {problem}; fix the row, or read with "
+                               "keep_odd_times=True to keep such actions as written")
+        if problem:
+            odd.append(f"{where} {item!r} {problem}")
         segments.append((c, start, end))
     return tuple(segments)
 
@@ -305,3 +385,32 @@ def _charades_file(videos: Path, vid: str) -> Path | None:
         if (videos / f"{vid}{suffix}").is_file():
             return videos / f"{vid}{suffix}"
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# train/test separation
+
+
+def check_disjoint(train: list[VideoRecord], test: list[VideoRecord]) -> None:
+    """Raise DatasetError, naming both lines, if a video or a group is in both train and test.
+
+    Test accuracy is honest only if no test video, and no clip of a test video's group (clips
+    cut from the same long video, UCF-101's `_gGG_`), was seen in training. UCF-101's
+    official splits (and the generated benchmark's) never cross; a hand-edited list might.
+    """
+    first: dict[object, VideoRecord] = {}
+    for r in train:
+        first.setdefault(("video", r.path), r)
+        first.setdefault(("video id", r.video_id), r)
+        if r.group is not None:
+            first.setdefault(("group", r.group), r)
+    for r in test:
+        for kind, value in (("video", r.path), ("video id", r.video_id), ("group", r.group)):
+            other = first.get((kind, value))
+            if value is None or other is None:
+                continue
+            what = f"group {value} ({other.video_id} in train, {r.video_id} in test)" if kind == "group" \
+                else f"video {r.video_id}"
+            raise DatasetError(f"{r.where or 'test list'}: {what} is in both the train and the test list "
+                               f"(train: {other.where or '?'}); a split must keep videos and groups apart: "
+                               "remove one of the lines, or use the official split files")

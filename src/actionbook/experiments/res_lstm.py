@@ -231,7 +231,8 @@ def features(cfg: Config, *, progress: bool = True) -> Features:
     of the config), each crop through the frozen 3D CNN, then averaged over the crops (Eq. 4-5).
     Extracted once (minutes), then read from the cache (seconds).
     """
-    from actionbook.features.extract import extract_features, read_records, resolve_dataset
+    from actionbook.data.datasets import read_records, resolve_dataset
+    from actionbook.features.extract import extract_features
 
     params = dict(length=cfg.clip_length, stride=cfg.clip_stride)
     grids: dict[str, dict[str, FeatureSet]] = {}
@@ -751,7 +752,7 @@ def crop_mean_example(cfg: Config, path: Path, *, clip: int = 0) -> dict[str, Te
 
 def example_video(cfg: Config, *, index: int = 0) -> Path:
     """The file of the `index`-th training video of the config's dataset split."""
-    from actionbook.features.extract import read_records, resolve_dataset
+    from actionbook.data.datasets import read_records, resolve_dataset
 
     records, _ = read_records(resolve_dataset(cfg.dataset, layout=cfg.layout), split=cfg.split, subset="train")
     return records[index].path

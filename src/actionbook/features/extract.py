@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from actionbook.data import sampling as S
 from actionbook.data import transforms as TF
+from actionbook.data.datasets import LAYOUTS, Dataset, read_records, resolve_dataset  # noqa: F401 (re-exported)
 from actionbook.data.readers import DatasetError, VideoRecord
 from actionbook.data.video import VideoDecodeError, probe, read_video
 from actionbook.features import backbones as B
@@ -63,7 +64,6 @@ EXTRACTOR_VERSION = 1
 """Part of every cache key: bump it when extraction changes its numbers, so that no entry
 made by the old code is ever returned."""
 
-LAYOUTS = ("ucf101", "hmdb51", "charades")
 SAMPLINGS = {  # name -> default parameters
     "res_lstm": dict(length=16, stride=8),
     "mrrn": dict(length=30, stride=8, max_clips=20),
@@ -72,68 +72,6 @@ SAMPLINGS = {  # name -> default parameters
     "frames": dict(step=1),
 }
 CROPS = {"center": 1, "5": 5, "10": 10}
-
-
-# --------------------------------------------------------------------------------------
-# the dataset: records and identity
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Where a dataset's videos and split files are, and what identifies its contents."""
-
-    root: Path
-    layout: str
-    videos: Path
-    splits: Path
-    identity: dict  # the generated benchmark's preset/seed/version, or a hash of the split files
-
-
-def resolve_dataset(dataset: str | Path, *, layout: str) -> Dataset:
-    """A folder, or a generated-benchmark name: `ci`, `full` or `ci-seed3` (generated if missing)."""
-    from actionbook.data.describe import find_dataset_dir
-
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    root = Path(dataset)
-    if not root.is_dir():
-        from actionbook.data import generate
-
-        preset, _, seed = str(dataset).partition("-seed")
-        if preset not in generate.PRESETS or (seed and not seed.isdigit()):
-            raise DatasetError(f"{dataset}: neither a dataset folder nor a generated benchmark name "
-                               f"({', '.join(generate.PRESETS)}, optionally with -seedN)")
-        root = generate.ensure_benchmark(preset, int(seed or 0))
-    root = root.resolve()
-    base = root / "multilabel" if layout == "charades" and (root / "multilabel").is_dir() else root
-    splits = find_dataset_dir(base, None, layout, "splits")
-    videos = find_dataset_dir(base, None, layout, "videos")
-    if (root / "benchmark.json").is_file():
-        info = read_json(root / "benchmark.json")
-        identity = {k: info.get(k) for k in ("preset", "seed", "version")}
-    else:
-        h = hashlib.sha256()
-        for p in sorted(q for q in splits.iterdir() if q.is_file() and q.suffix in (".txt", ".csv")):
-            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-        identity = {"split_files_sha256": h.hexdigest()}
-    return Dataset(root, layout, videos.resolve(), splits.resolve(), identity)
-
-
-def read_records(ds: Dataset, *, split: int, subset: str) -> tuple[list[VideoRecord], list[str]]:
-    """The split's video records and the dataset's class names (B's readers)."""
-    from actionbook.data import readers as R
-
-    if ds.layout == "ucf101":
-        return (R.read_ucf101(videos=ds.videos, splits=ds.splits, split=split, subset=subset),
-                R.ucf101_classes(ds.splits))
-    if ds.layout == "hmdb51":
-        return (R.read_hmdb51(videos=ds.videos, splits=ds.splits, split=split, subset=subset),
-                R.hmdb51_classes(ds.splits))
-    if split != 1:
-        raise ValueError(f"Charades has a single split (1), got split={split}")
-    classes_file = ds.splits / "Charades_v1_classes.txt"
-    return (R.read_charades(videos=ds.videos, csv=ds.splits / f"Charades_v1_{subset}.csv", classes_file=classes_file),
-            R.charades_classes(classes_file))
 
 
 # --------------------------------------------------------------------------------------
