@@ -13,6 +13,7 @@ from actionbook import cli
 from actionbook.features import cache as C
 from actionbook.features.extract import extract_features
 from actionbook.features.transforms import PCA, ZNorm
+from actionbook.io import temporaries
 
 CLASSES = ("Red", "Blue")
 
@@ -71,7 +72,8 @@ def test_killed_extraction_resumes_to_identical_tensors(dataset, cache, monkeypa
     [entry] = list((cache / "features").iterdir())
     assert not (entry / "manifest.json").exists()                 # partial
     assert len(list((entry / "videos").glob("*.pt"))) == 2
-    assert not [p for p in entry.rglob("*") if p.name.endswith(".tmp")]  # nothing half-written
+    assert not temporaries(entry)                                  # nothing half-written
+    assert sorted(p.name for p in (entry / "videos").iterdir()) == ["v_Red_g01_c01.pt", "v_Red_g02_c01.pt"]
     [info] = C.entries()
     assert (info.complete, info.videos, info.expected) == (False, 2, 4)
 

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from actionbook import results  # noqa: E402
+from actionbook.io import temporaries  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +34,9 @@ def test_save_and_load_round_trip(tmp_path):
     assert meta["mode"] == "ci" and meta["wall_time_s"] == 1.5
     assert {"torch", "numpy", "python"} <= set(meta["versions"])
     assert "commit" in meta and "written_at" in meta
-    assert not list((tmp_path / "ci" / "ch").glob("*.tmp")), "atomic writes leave no temp files"
+    # atomic writes leave no temporary (`.exp.<random>.tmp.csv`) and nothing else behind
+    assert sorted(p.name for p in (tmp_path / "ci" / "ch").iterdir()) == ["exp.csv", "exp.json"]
+    assert not temporaries(tmp_path)
 
 
 def test_save_refuses_bad_input():

@@ -2,7 +2,13 @@
 
 Every output of the book (results, cached features, optical flow, checkpoints) is written
 atomically: to a temporary file in the same folder, then renamed over the target. A crash
-leaves either the old file or the new one, never half of one.
+leaves either the old file or the new one, never half of one. The file gets the permissions a
+plain `open(path, "w")` would give it (0666 less the umask), so a shared results, data or cache
+folder stays readable to colleagues.
+
+A temporary is named `.<stem>.<random>.tmp<suffix>` (hidden, next to its target); a process
+killed with SIGKILL cannot remove it, so whoever resumes the work removes such leftovers
+(`remove_temporaries`) and counts nothing that `is_temporary`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,43 @@ import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+
+TEMPORARY_GLOB = ".*.tmp*"
+"""Matches the names `atomic_path` gives its temporaries (see `is_temporary`)."""
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """True for a file named like an `atomic_path` temporary: `.<stem>.<random>.tmp<suffix>`."""
+    name = Path(path).name
+    return name.startswith(".") and ".tmp" in name and Path(name).match(TEMPORARY_GLOB)
+
+
+def temporaries(folder: str | os.PathLike) -> list[Path]:
+    """The `atomic_path` temporaries under `folder` (recursively): what a killed writer left."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob(TEMPORARY_GLOB) if p.is_file() and is_temporary(p)) \
+        if folder.is_dir() else []
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete what a killed writer left under `folder`; returns the files removed."""
+    found = temporaries(folder)
+    for p in found:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    return found
+
+
+def _umask() -> int:
+    """The process's umask (read without changing it where Linux allows, else set back at once)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -27,7 +70,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain write would not
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:

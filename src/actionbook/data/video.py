@@ -53,6 +53,21 @@ class VideoInfo:
     height: int
     width: int
     duration: float  # seconds
+    declared_frames: int | None = None  # the container's own count (header), when it gives one
+
+    def check_complete(self, path: Path) -> None:
+        """Raise VideoDecodeError if far fewer frames decode than the header declares (a truncated
+        file). A shortfall of up to `TRUNCATION_SLACK` (2 frames or 5%) passes: some encoders
+        count a dropped frame or two in the header that never decodes."""
+        d = self.declared_frames
+        if d is not None and d - self.num_frames > max(2, TRUNCATION_SLACK * d):
+            raise VideoDecodeError(
+                f"{path}: the header declares {d} frames but only {self.num_frames} decode; the file is "
+                "truncated or damaged: download or generate it again (or skip unreadable videos, e.g. "
+                "`extract --skip-errors`)")
+
+
+TRUNCATION_SLACK = 0.05
 
 
 class VideoDecodeError(Exception):
@@ -165,7 +180,9 @@ def probe(path: Path, *, exact: bool = False) -> VideoInfo:
         fps = float(rate) if rate else (n / duration if duration and duration > 0 else float("nan"))
         if not math.isfinite(duration) or duration <= 0:
             duration = n / fps if fps and math.isfinite(fps) else float("nan")
-        return VideoInfo(num_frames=n, fps=fps, height=height, width=width, duration=duration)
+        declared = int(stream.frames) if stream.frames and stream.frames > 0 else None
+        return VideoInfo(num_frames=n, fps=fps, height=height, width=width, duration=duration,
+                         declared_frames=declared)
 
 
 def read_video(path: Path, *, frames: Sequence[int] | None = None) -> torch.Tensor:

@@ -9,7 +9,8 @@ setting gets a new entry and can never return stale tensors:
     <cache_dir()>/features/<KEY>/
         key.json                  what the entry is (the full key), the expected tensor shape
         videos/<video_id>.pt      one file per video, written atomically as it is extracted
-        manifest.json             written last: the videos in order, labels, groups, classes
+        manifest.json             written last: the videos in order, labels, groups, classes,
+                                  each file's sha256 and its source video's size and mtime
 
 A video file is `{"x": features, "frames": frame indices, "index": rows or None}`:
 
@@ -20,6 +21,9 @@ A video file is `{"x": features, "frames": frame indices, "index": rows or None}
 
 Because each video is its own file and the manifest comes last, an interrupted extraction
 resumes where it stopped, and an entry without a manifest is *partial* (`cache ls` says so).
+Loading checks every file against its checksum in the manifest, its shape and dtype against
+the key, and that its features are finite; a damaged file or manifest is refused with the
+`cache clean KEY` that fixes it, never returned.
 
     python -m actionbook cache ls
     python -m actionbook cache clean KEY [KEY ...]
@@ -29,6 +33,9 @@ resumes where it stopped, and an entry without a manifest is *partial* (`cache l
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
+import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,12 +43,20 @@ from typing import Callable
 
 import torch
 
-from actionbook.io import read_json
+from actionbook.io import is_temporary, read_json
 from actionbook.paths import cache_dir
 
 
 class CacheError(Exception):
     """A cache entry is damaged or does not match its key; the message says what to delete."""
+
+
+MANIFEST_FORMAT = 2
+"""manifest.json's format: 2 added a sha256 per video file and its source's size and mtime.
+An entry of an older format is rebuilt from its files by the next extraction."""
+
+KEY_PATTERN = re.compile(r"[0-9a-f]{16}")
+"""What a KEY looks like (`extract.make_key`: 16 hex digits of a sha256)."""
 
 
 def features_dir() -> Path:
@@ -148,6 +163,21 @@ class FeatureDataset(torch.utils.data.Dataset):
 # reading an entry
 
 
+def read_entry_json(path: Path, *, key: str) -> dict:
+    """key.json or manifest.json of an entry; a damaged one -> CacheError naming it and the fix."""
+    try:
+        obj = read_json(path)
+    except ValueError as e:  # json.JSONDecodeError, or bytes that are not UTF-8
+        raise CacheError(f"{path}: damaged ({type(e).__name__}: {e}); {clean_hint(key)}") from None
+    if not isinstance(obj, dict):
+        raise CacheError(f"{path}: not an object of this cache (got {type(obj).__name__}); {clean_hint(key)}")
+    return obj
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def check_video_file(path: Path, obj: object, *, key: str, expect: dict) -> None:
     """Raise CacheError (naming the file and the fix) if a video file does not fit its entry."""
     if not isinstance(obj, dict) or not {"x", "frames", "index"} <= obj.keys():
@@ -161,17 +191,35 @@ def check_video_file(path: Path, obj: object, *, key: str, expect: dict) -> None
     if str(x.dtype) != expect["dtype"]:
         raise CacheError(f"{path}: features have dtype {x.dtype}, but this entry's key expects {expect['dtype']}; "
                          f"{clean_hint(key)}")
-    if len(frames) != len(x) or len(x) == 0:
+    if not isinstance(frames, torch.Tensor) or len(frames) != len(x) or len(x) == 0:
         raise CacheError(f"{path}: {len(x)} feature rows but {len(frames)} frame entries; {clean_hint(key)}")
+    index = obj["index"]
+    if index is not None and (not isinstance(index, torch.Tensor) or index.numel() == 0
+                              or int(index.min()) < 0 or int(index.max()) >= len(x)):
+        raise CacheError(f"{path}: its clip index points outside its {len(x)} feature rows; {clean_hint(key)}")
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise CacheError(f"{path}: {bad} feature value(s) are NaN or infinite; {clean_hint(key)}")
 
 
-def load_video_file(path: Path, *, key: str, expect: dict) -> dict:
+def load_video_file(path: Path, *, key: str, expect: dict, sha256: str | None = None) -> dict:
+    """A video file's dict, checked (see `check_video_file`); with `sha256`, its bytes must match.
+
+    The file's own checksum is returned under "sha256"."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+    except OSError as e:
+        raise CacheError(f"{path}: cannot be read ({type(e).__name__}: {e}); {clean_hint(key)}") from e
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # truncated by hand, or not a torch file
         raise CacheError(f"{path}: cannot be read ({type(e).__name__}: {e}); {clean_hint(key)}") from e
-    check_video_file(path, obj, key=key, expect=expect)
-    return obj
+    check_video_file(path, obj, key=key, expect=expect)  # the most telling message first (shape, NaN)
+    digest = file_sha256(data)
+    if sha256 is not None and digest != sha256:
+        raise CacheError(f"{path}: its bytes changed since it was written (sha256 {digest[:12]}..., the manifest "
+                         f"says {sha256[:12]}...); {clean_hint(key)}")
+    return {**obj, "sha256": digest}
 
 
 def load_features(key: str) -> FeatureSet:
@@ -181,11 +229,16 @@ def load_features(key: str) -> FeatureSet:
         what = "is partial (no manifest.json): run the extraction again to finish it" if d.is_dir() \
             else "does not exist"
         raise CacheError(f"feature-cache entry {key} ({d}) {what}")
-    meta = read_json(d / "key.json")
-    manifest = read_json(d / "manifest.json")
+    meta = read_entry_json(d / "key.json", key=key)
+    manifest = read_entry_json(d / "manifest.json", key=key)
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise CacheError(f"{d / 'manifest.json'}: written by an older version (no checksums); run the extraction "
+                         f"again to rebuild it, or {clean_hint(key)}")
+    if "expect" not in meta or "key" not in meta:
+        raise CacheError(f"{d / 'key.json'}: lacks 'key' or 'expect'; {clean_hint(key)}")
     feats, frames, index = [], [], []
     for v in manifest["videos"]:
-        obj = load_video_file(d / "videos" / v["file"], key=key, expect=meta["expect"])
+        obj = load_video_file(d / "videos" / v["file"], key=key, expect=meta["expect"], sha256=v["sha256"])
         feats.append(obj["x"])
         frames.append(obj["frames"])
         index.append(obj["index"])
@@ -228,7 +281,7 @@ def entries() -> list[EntryInfo]:
             desc, expected = meta.get("description", "?"), meta.get("num_videos")
         except (OSError, ValueError):
             desc, expected = "(no readable key.json: damaged entry)", None
-        n = len(list((d / "videos").glob("*.pt"))) if (d / "videos").is_dir() else 0
+        n = sum(not is_temporary(p) for p in (d / "videos").glob("*.pt")) if (d / "videos").is_dir() else 0
         out.append(EntryInfo(d.name, desc, n, expected, _size(d), (d / "manifest.json").is_file()))
     return out
 
@@ -236,13 +289,18 @@ def entries() -> list[EntryInfo]:
 def clean(keys: list[str] | None = None, *, all: bool = False) -> list[str]:
     """Remove the named entries (or every entry with all=True); returns what was removed."""
     if all:
-        keys = [e.key for e in entries()]
-    removed = []
-    for key in keys or []:
+        keys = [e.key for e in entries() if KEY_PATTERN.fullmatch(e.key)]
+    root = features_dir().resolve()
+    found = []
+    for key in keys or []:  # every name is checked before anything is removed
         d = entry_dir(key)
-        if not d.is_dir() or d.parent != features_dir():
-            raise CacheError(f"no feature-cache entry {key!r} in {features_dir()}; "
-                             "see `python -m actionbook cache ls`")
+        # a KEY is 16 hex digits naming a folder right under features/: never '..', a path or a link
+        if not (KEY_PATTERN.fullmatch(key) and d.is_dir() and not d.is_symlink() and d.resolve().parent == root):
+            raise CacheError(f"no feature-cache entry {key!r} in {features_dir()}; a KEY is one of the 16-digit "
+                             "names `python -m actionbook cache ls` lists")
+        found.append((key, d))
+    removed = []
+    for key, d in found:
         shutil.rmtree(d)
         removed.append(key)
     return removed
@@ -281,7 +339,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         removed = clean(args.keys, all=args.all)
-    except CacheError as e:
+    except (CacheError, OSError) as e:
         print(f"cache clean: {e}")
         return 1
     for key in removed:

@@ -51,14 +51,16 @@ from actionbook.data.readers import DatasetError, VideoRecord
 from actionbook.data.video import VideoDecodeError, probe, read_video
 from actionbook.features import backbones as B
 from actionbook.features.cache import (
+    MANIFEST_FORMAT,
     CacheError,
     FeatureSet,
     clean_hint,
     entry_dir,
     load_features,
     load_video_file,
+    read_entry_json,
 )
-from actionbook.io import atomic_write, read_json, write_json
+from actionbook.io import atomic_write, write_json
 
 EXTRACTOR_VERSION = 1
 """Part of every cache key: bump it when extraction changes its numbers, so that no entry
@@ -176,7 +178,9 @@ class VideoInputs(torch.utils.data.Dataset):
     def _inputs(self, path: Path) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         flow = self.modality == "flow"
         if not flow:
-            n = probe(path).num_frames
+            info = probe(path)
+            info.check_complete(path)  # a truncated file: its header declares more frames than decode
+            n = info.num_frames
             frames, index = plan_items(n, sampling=self.sampling, params=self.params, kind=self.kind)
             wanted = torch.unique(frames)                                      # (U,) sorted
             video = TF.to_tchw(read_video(path, frames=wanted.tolist()))       # (U, 3, H, W)
@@ -207,6 +211,20 @@ class VideoInputs(torch.utils.data.Dataset):
         if self.kind == "clip":
             x = x.movedim(1, -3)                                                # (K, [crops,] C, T, h, w)
         return frames, index, x.contiguous()
+
+
+def _device(device: str | None) -> torch.device:
+    """The device to extract on; one that is not a device, or a GPU this machine lacks, is a ValueError."""
+    try:
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available on this machine; "
+                         "use --device cpu (or leave --device out: cuda when available, else cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+    return dev
 
 
 def _collate(item: dict) -> dict:
@@ -257,6 +275,7 @@ def extract_features(
     device: str | None = None,
     progress: bool = True,
     on_video: Callable[[int], None] | None = None,
+    _retries: int = 0,
 ) -> FeatureSet:
     """Extract (or load from the cache) the features of one dataset split; see the module docstring.
 
@@ -265,7 +284,13 @@ def extract_features(
     (`backbones.input_size`). sampling_params override `SAMPLINGS[sampling]`.
     skip_errors: an unreadable video is reported and left out instead of stopping the run.
     on_video(n): called after the n-th video of this run is stored (tests use it to crash).
+    device: "cpu", "cuda", "cuda:N" (default cuda when available); a GPU that is not there is an error.
+
+    A complete entry is returned as it is unless a video changed on disk since it was
+    extracted (size or mtime; it is extracted again) or it left videos out (tried again; with
+    skip_errors=False one that still fails is an error, never a silent gap).
     """
+    call = {k: v for k, v in locals().items() if k != "_retries"}
     if sampling not in SAMPLINGS:
         raise ValueError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
     if crops not in CROPS:
@@ -279,17 +304,18 @@ def extract_features(
         weights = "ci" if mode == "ci" else "DEFAULT"
     weights = B.resolve_weights(backbone, weights, mode=mode)
     resize, crop_size = size or B.input_size(backbone, mode=mode)
+    dev = _device(device)
     ds = resolve_dataset(dataset, layout=layout)
     records, classes = read_records(ds, split=split, subset=subset)
     key, key_dict = make_key(ds=ds, split=split, subset=subset, backbone=backbone, layer=layer, weights=weights,
                              mode=mode, sampling=sampling, sampling_params=params, crops=crops, modality=modality,
                              flow_method=flow_method, flow_length=flow_length, resize=resize, crop_size=crop_size)
     d = entry_dir(key)
-    if (d / "manifest.json").is_file():
+    sources = [_source(r.path) for r in records]  # a video's [size, mtime_ns]: a replaced file is re-extracted
+    if (d / "manifest.json").is_file() and _entry_is_current(d, key, records, sources, skip_errors=skip_errors):
         return load_features(key)
 
     # a frozen backbone and the shape of one item's features
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     net = B.backbone(backbone, layer=layer, modality=modality, weights=weights, mode=mode,
                      flow_length=flow_length).to(dev)
     channels = 3 if modality == "rgb" else (2 * flow_length if spec.kind == "frame" else 2)
@@ -301,7 +327,7 @@ def extract_features(
     expect = dict(item_shape=list(item_shape), dtype="torch.float32")
     meta = dict(key=key_dict, expect=expect, description=describe_key(key_dict), num_videos=len(records))
     if (d / "key.json").is_file():
-        old = read_json(d / "key.json")
+        old = read_entry_json(d / "key.json", key=key)
         if old.get("key") != key_dict or old.get("expect") != expect:
             raise CacheError(f"{d / 'key.json'} does not match the key it is stored under; {clean_hint(key)}")
     else:
@@ -329,7 +355,7 @@ def extract_features(
             continue
         x = _features(net, item["x"], batch_size=batch_size, device=dev)  # (items, [crops,] D[, h, w])
         with atomic_write(d / "videos" / files[i], "wb") as f:
-            torch.save(dict(x=x, frames=item["frames"], index=item["index"]), f)
+            torch.save(dict(x=x, frames=item["frames"], index=item["index"], source=sources[i]), f)
         bar.update()
         done += 1
         if on_video is not None:
@@ -337,19 +363,75 @@ def extract_features(
     bar.close()
 
     # every file is checked before the manifest declares the entry complete
-    kept = []
+    kept, stale = [], []
     for i, r in enumerate(records):
         path = d / "videos" / files[i]
         if not path.is_file():
             continue
-        load_video_file(path, key=key, expect=expect)
-        kept.append(dict(video_id=r.video_id, file=files[i], label=r.label, labels=list(r.labels), group=r.group))
+        obj = load_video_file(path, key=key, expect=expect)
+        if obj.get("source") != sources[i] or _source(r.path) != sources[i]:
+            stale.append(i)  # extracted from another version of the video (replaced, or resumed from an old run)
+            continue
+        kept.append(dict(video_id=r.video_id, file=files[i], label=r.label, labels=list(r.labels), group=r.group,
+                         sha256=obj["sha256"], source=sources[i]))
+    if stale:
+        if _retries >= 2:
+            raise CacheError(f"{records[stale[0]].path}: keeps changing while it is extracted; "
+                             "let whatever writes it finish, then extract again")
+        _forget(d, [files[i] for i in stale], f"{len(stale)} video(s) changed on disk since their features "
+                f"were extracted (size or modification time), e.g. {records[stale[0]].path}")
+        return extract_features(**{**call, "_retries": _retries + 1})
     if skipped:
-        print(f"extract: skipped {len(skipped)} unreadable video(s):", file=sys.stderr)
+        print(f"extract: skipped {len(skipped)} unreadable video(s) of {len(records)}; they are left out of "
+              f"entry {key} and tried again on its next use:", file=sys.stderr)
         for s in skipped:
             print(f"  {s['path']}: {s['error']}", file=sys.stderr)
-    write_json(d / "manifest.json", dict(videos=kept, classes=classes, skipped=skipped))
+    write_json(d / "manifest.json", dict(format=MANIFEST_FORMAT, videos=kept, classes=classes, skipped=skipped))
     return load_features(key)
+
+
+def _source(path: Path) -> list[int]:
+    """What identifies a video file's version without reading it: [size in bytes, mtime in ns]."""
+    st = Path(path).stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _forget(d: Path, files: list[str], why: str) -> None:
+    """Make entry `d` partial again without `files`, so that the extraction redoes them."""
+    print(f"extract: {why}; extracting them again", file=sys.stderr)
+    (d / "manifest.json").unlink(missing_ok=True)  # first: a crash now leaves a partial entry, never a wrong one
+    for f in files:
+        (d / "videos" / f).unlink(missing_ok=True)
+
+
+def _entry_is_current(d: Path, key: str, records: list[VideoRecord], sources: list[list[int]], *,
+                      skip_errors: bool) -> bool:
+    """Whether a complete entry can be returned as it is. Not when its manifest is of an older
+    format, lists skipped videos (tried again: repaired since, or an error if the caller did
+    not ask to skip), or when a video's size or mtime changed since it was extracted (those
+    videos are forgotten, so the extraction redoes them)."""
+    manifest = read_entry_json(d / "manifest.json", key=key)
+    if manifest.get("format") != MANIFEST_FORMAT:
+        print(f"extract: {d / 'manifest.json'} is of an older format; checking and rebuilding entry {key}",
+              file=sys.stderr)
+        (d / "manifest.json").unlink()
+        return False
+    try:
+        seen = {v["video_id"]: v["source"] for v in manifest["videos"]}
+        skipped = [s["video_id"] for s in manifest.get("skipped", [])]
+    except (KeyError, TypeError):
+        raise CacheError(f"{d / 'manifest.json'}: damaged (a video lacks its fields); {clean_hint(key)}") from None
+    changed = [f"{r.video_id}.pt" for r, src in zip(records, sources) if r.video_id in seen and seen[r.video_id] != src]
+    if changed:
+        _forget(d, changed, f"{len(changed)} video(s) changed on disk since their features were extracted "
+                            f"(size or modification time), e.g. {changed[0][:-3]}")
+        return False
+    if skipped:
+        print(f"extract: entry {key} left out {len(skipped)} unreadable video(s) ({', '.join(skipped[:3])}"
+              f"{', ...' if len(skipped) > 3 else ''}); trying them again", file=sys.stderr)
+        (d / "manifest.json").unlink()
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------
