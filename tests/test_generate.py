@@ -223,10 +223,16 @@ def test_ensure_benchmark_completes_an_interrupted_run(tmp_path, monkeypatch):
     victims = sorted((root / "videos").rglob("*.avi"))[:2]
     for v in victims:
         v.unlink()
+    # ... and the half-written temporary a kill -9 inside write_video leaves (issue 15, item 12)
+    stale = victims[0].with_name(f".{victims[0].stem}.k1ll3d00.tmp.avi")
+    stale.write_bytes(b"half a video" * 1000)
     kept = sorted((root / "videos").rglob("*.avi"))[5]
     mtime = kept.stat().st_mtime_ns
     assert G.ensure_benchmark(TINY, 3, workers=1, progress=False) == root
+    assert not stale.exists()
     assert _hashes(root) == before
+    assert read_json(root / "benchmark.json")["bytes"] == sum(
+        f.stat().st_size for f in (root / "videos").rglob("*") if f.is_file())
     assert kept.stat().st_mtime_ns == mtime  # finished videos were not redone
     # A complete benchmark is left alone; one of another generator version is redone.
     G.ensure_benchmark(TINY, 3, workers=1, progress=False)

@@ -466,7 +466,13 @@ class History(list):
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by `fit` (a dict: model, optimizer, scheduler, epoch, rng,
-    loader_generator, config, history, world_size). Our own files, so not weights-only."""
+    loader_generator, config, history, world_size).
+
+    Not weights-only, and so only for files this machine wrote: to resume bitwise, the
+    checkpoint holds numpy's RNG state (`np.random.get_state()`: a numpy array), which
+    `weights_only=True` refuses to unpickle. Unpickling runs code, so never point `fit(resume=True)` at a checkpoint
+    from elsewhere; weights that travel between machines (torchvision `.pth` files, the ci
+    pretraining, the feature cache) are all loaded with `weights_only=True`."""
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any failure means the same thing to the user

@@ -20,7 +20,6 @@ shows in the next `make book`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from typing import Any
 import yaml
 
 from actionbook import MODES
+from actionbook.io import read_json, write_json
 from actionbook.paths import ROOT
 
 
@@ -223,13 +223,18 @@ def execute(nb: Notebook, ipynb: Path, *, mode: str, params: dict[str, Any], out
 def run(notebooks: list[Path], *, mode: str, params: dict[str, str], out_dir: Path,
         progress: bool = True) -> dict[str, float]:
     """Check every notebook's parameters first, then execute them in order."""
-    from tqdm.auto import tqdm
-
     if mode not in MODES:
         raise RunnerError(f"unknown mode {mode!r}: valid modes are {', '.join(MODES)}")
     if "mode" in params:
         raise RunnerError("set the mode with --mode, not -p mode")
-    tmp = Path(tempfile.mkdtemp(prefix="actionbook-run-"))
+    with tempfile.TemporaryDirectory(prefix="actionbook-run-") as tmp:  # removed however the run ends
+        return _run(notebooks, Path(tmp), mode=mode, params=params, out_dir=out_dir, progress=progress)
+
+
+def _run(notebooks: list[Path], tmp: Path, *, mode: str, params: dict[str, str], out_dir: Path,
+         progress: bool) -> dict[str, float]:
+    from tqdm.auto import tqdm
+
     plan = []
     for src in notebooks:
         src = Path(src).resolve()
@@ -264,11 +269,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def parameters(pairs: list[list[str]] | list[tuple[str, str]]) -> dict[str, str]:
+    """`-p NAME VALUE` pairs as a dict; a NAME given twice is refused (which one was meant?)."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            raise RunnerError(f"-p {name} is given twice ({out[name]!r} and {value!r}); give each parameter once")
+        out[name] = value
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
-    params = dict(args.parameter)
-    notebooks = args.notebooks or book_notebooks()
     t0 = time.perf_counter()
     try:
+        params = parameters(args.parameter)
+        notebooks = args.notebooks or book_notebooks()
         times = run(notebooks, mode=args.mode, params=params, out_dir=args.out,
                     progress=not args.no_progress)
     except RunnerError as e:
@@ -276,10 +291,13 @@ def main(args: argparse.Namespace) -> int:
         return 1
     total = time.perf_counter() - t0
     summary = args.out / args.mode / "timings.json"
-    summary.parent.mkdir(parents=True, exist_ok=True)
-    old = json.loads(summary.read_text()) if summary.exists() else {}
+    try:
+        old = read_json(summary) if summary.exists() else {}
+    except ValueError:  # a damaged summary only loses old timings; the new ones are written whole
+        print(f"warning: {summary} was not valid JSON; writing it anew", file=sys.stderr)
+        old = {}
     old.update({k: round(v, 2) for k, v in times.items()})
-    summary.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n")
+    write_json(summary, old)  # atomic
     print(f"ran {len(times)} notebook(s) in {total:.1f} s; executed notebooks in {args.out / args.mode}",
           file=sys.stderr)
     return 0

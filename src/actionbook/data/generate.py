@@ -56,7 +56,7 @@ from typing import Sequence
 import numpy as np
 
 from actionbook.data import _render as R
-from actionbook.io import atomic_write, read_json, write_json
+from actionbook.io import atomic_write, is_temporary, read_json, remove_temporaries, write_json
 from actionbook.paths import data_dir
 
 __all__ = [
@@ -469,6 +469,8 @@ def generate(
     out = Path(out) if out is not None else benchmark_dir(p.name, seed)
     ident = _identity(p, seed)
     _prepare(out, ident)
+    for name in ("videos", "multilabel"):  # what a killed run was writing: never counted, never kept
+        remove_temporaries(out / name)
 
     videos = _videos(p, seed)
     plan = multilabel_plan(p, seed)
@@ -497,8 +499,8 @@ def generate(
     split_summary = _write_splits(out, p, videos)
     ml_counts = _write_multilabel_files(out, p, seed, plan)
     frames = sum(num_frames(p, seed, *v) for v in videos)
-    size = sum(f.stat().st_size for f in (out / "videos").rglob("*.avi"))
-    ml_size = sum(f.stat().st_size for f in (out / "multilabel").rglob("*.avi"))
+    size = sum(f.stat().st_size for f in (out / "videos").rglob("*.avi") if not is_temporary(f))
+    ml_size = sum(f.stat().st_size for f in (out / "multilabel").rglob("*.avi") if not is_temporary(f))
     info = {
         **ident,
         "layout": "UCF-101 (videos/<Class>/v_<Class>_gGG_cCC.avi, splits/); Charades (multilabel/)",

@@ -180,7 +180,7 @@ def load_weights(weights: WeightsEnum) -> dict[str, torch.Tensor]:
     try:
         # torchvision's own loading path: with the file present this only reads it
         # (check_hash checks the hash prefix in the name only when it downloads).
-        return weights.get_state_dict(progress=False, check_hash=True)
+        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)  # no code in a copied .pth
     except Exception as e:
         raise MissingWeightsError(f"could not read the weights file {path} for {enum_name} ({e}); "
                                   f"delete it and fetch it again from {weights.url}") from e
