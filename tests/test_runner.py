@@ -21,9 +21,12 @@ results.save(pd.DataFrame({"seed": [seed], "tag": [tag], "mode": [mode]}), mode=
 def test_run_injects_parameters_and_writes_results(tmp_path, actionbook_cli):
     nb = write_notebook(tmp_path / "nb.md", SAVE, params='mode = "ci"\nseed = 0\ntag = "default"')
     out = tmp_path / "executed"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     r = actionbook_cli("run", "--mode", "ci", nb, "-p", "seed", "3", "-p", "tag", "007", "--out", out,
-                       "--no-progress")
+                       "--no-progress", env={"TMPDIR": str(tmp)})
     assert r.returncode == 0, r.stderr
+    assert not list(tmp.glob("actionbook-run-*"))  # the converted notebooks' folder is removed
     csv = tmp_path / "results" / "ci" / "test" / "params.csv"
     df = pd.read_csv(csv, dtype={"tag": str})
     assert df.loc[0, "seed"] == 3 and df.loc[0, "tag"] == "007" and df.loc[0, "mode"] == "ci"

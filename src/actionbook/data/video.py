@@ -56,18 +56,18 @@ class VideoInfo:
     declared_frames: int | None = None  # the container's own count (header), when it gives one
 
     def check_complete(self, path: Path) -> None:
-        """Raise VideoDecodeError if far fewer frames decode than the header declares (a truncated
-        file). A shortfall of up to `TRUNCATION_SLACK` (2 frames or 5%) passes: some encoders
-        count a dropped frame or two in the header that never decodes."""
+        """Raise VideoDecodeError if fewer frames decode than the header declares (a truncated
+        file: its header, written first, still counts the frames that were cut off). A shortfall
+        of `TRUNCATION_SLACK` frame passes: some encoders count a last frame that never decodes."""
         d = self.declared_frames
-        if d is not None and d - self.num_frames > max(2, TRUNCATION_SLACK * d):
+        if d is not None and d - self.num_frames > TRUNCATION_SLACK:
             raise VideoDecodeError(
                 f"{path}: the header declares {d} frames but only {self.num_frames} decode; the file is "
                 "truncated or damaged: download or generate it again (or skip unreadable videos, e.g. "
                 "`extract --skip-errors`)")
 
 
-TRUNCATION_SLACK = 0.05
+TRUNCATION_SLACK = 1
 
 
 class VideoDecodeError(Exception):

@@ -289,7 +289,7 @@ def entries() -> list[EntryInfo]:
 def clean(keys: list[str] | None = None, *, all: bool = False) -> list[str]:
     """Remove the named entries (or every entry with all=True); returns what was removed."""
     if all:
-        keys = [e.key for e in entries() if KEY_PATTERN.fullmatch(e.key)]
+        keys = [e.key for e in entries() if KEY_PATTERN.fullmatch(e.key) and not entry_dir(e.key).is_symlink()]
     root = features_dir().resolve()
     found = []
     for key in keys or []:  # every name is checked before anything is removed
