@@ -38,9 +38,9 @@ def preflight(*, mode: str, dataset: str, layout: str, backbone: str, split: int
     """
     from pathlib import Path
 
+    from actionbook.data.datasets import read_records, resolve_dataset
     from actionbook.data.readers import DatasetError
     from actionbook.features import backbones as B
-    from actionbook.data.datasets import read_records, resolve_dataset
 
     if mode == "full":
         if dataset != "full" and not Path(dataset).is_dir():
