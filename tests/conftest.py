@@ -7,6 +7,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shared_path(*parts: str) -> Path | None:
+    """A file of the project's read-only `shared/` folder, or None where there is none.
+
+    CI places `shared/` beside the clone (`<repo>/../shared`); a git worktree may sit a level
+    deeper, so every ancestor of the repository is tried, nearest first, after
+    `$ACTIONBOOK_SHARED` and a `shared/` inside the checkout.
+    """
+    candidates = [Path(os.environ["ACTIONBOOK_SHARED"])] if os.environ.get("ACTIONBOOK_SHARED") else []
+    candidates += [ROOT / "shared"] + [d / "shared" for d in ROOT.parents]
+    for base in candidates:
+        if (base / Path(*parts)).exists():
+            return base / Path(*parts)
+    return None
+
+
+SHARED_HINT = ("not found in $ACTIONBOOK_SHARED, <repo>/shared or a shared/ folder beside the repository "
+               "or one of its parents (CI places a read-only copy at <repo>/../shared)")
+
+
 def pytest_collection_modifyitems(config, items):
     """`gpu` tests need CUDA; without it they are skipped, never failed."""
     try:
