@@ -41,19 +41,101 @@ def test_no_executed_notebook_is_committed():
 
 
 def _pins(lines):
-    return {m.group(1).lower(): m.group(2) for m in (re.match(r"\s*([A-Za-z0-9_.\-]+)==([^\s;]+)", ln)
+    return {_canon(m.group(1)): m.group(2) for m in (re.match(r"\s*([A-Za-z0-9_.\-]+)==([^\s;]+)", ln)
                                                      for ln in lines) if m}
 
 
-def test_environment_yml_mirrors_pyproject():
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _pins(pyproject["dependencies"] + pyproject["optional-dependencies"]["dev"])
+def _canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared() -> tuple[list[str], list[str]]:
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = [Requirement(r) for r in project["dependencies"]]
+    dev = [Requirement(r) for r in project["optional-dependencies"]["dev"]]
+    for r in runtime + dev:
+        assert not r.specifier, f"pyproject.toml pins {r}: versions belong in constraints.txt only"
+    return [_canon(r.name) for r in runtime], [_canon(r.name) for r in dev]
+
+
+def test_one_source_of_pins():
+    """pyproject.toml names the direct dependencies, constraints.txt pins them, and
+    environment.yml and `make install` install through both instead of repeating versions."""
+    runtime, dev = _declared()
+    constraints = _pins((ROOT / "constraints.txt").read_text().splitlines())
+    unpinned = [n for n in runtime + dev if n not in constraints]
+    assert not unpinned, f"direct dependencies without a pin in constraints.txt: {unpinned}"
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert _pins(pip_section) == wanted
+    assert pip_section == ["-c constraints.txt", "-e .[dev]"], pip_section
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert sorted(conda) == ["pip", "python=3.11"], f"conda installs only Python and pip, got {conda}"
+    assert '-c constraints.txt -e ".[dev]"' in (ROOT / "Makefile").read_text()
+
+
+def test_constraints_pin_everything_the_dependencies_pull_in():
+    """Walk the installed metadata from actionbook[dev] down: every package reached is pinned."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
     constraints = _pins((ROOT / "constraints.txt").read_text().splitlines())
-    for name, version in wanted.items():
-        assert constraints.get(name) == version, f"constraints.txt pins {name} differently"
+    seen: set[str] = set()
+    runtime, dev = _declared()
+    todo = [(n, ()) for n in runtime + dev]
+    while todo:
+        name, extras = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for line in metadata.requires(name) or ():
+            req = Requirement(line)
+            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in (*extras, "")):
+                continue
+            todo.append((_canon(req.name), tuple(req.extras)))
+    missing = sorted(seen - set(constraints))
+    assert not missing, f"installed for actionbook[dev] but not pinned in constraints.txt: {missing}"
+    wrong = {n: (metadata.version(n), constraints[n]) for n in seen if metadata.version(n) != constraints[n]}
+    assert not wrong, f"installed versions differ from constraints.txt (run `make install`): {wrong}"
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level modules imported by a .py file, or by the code cells of a MyST notebook."""
+    import ast
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".md":
+        text = "\n".join(re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", text, flags=re.M | re.S))
+        text = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith(("%", "!", ":")))
+    out = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_every_imported_package_is_declared():
+    """What src/, book/ and benchmarks/ import is a runtime dependency; tests may also use dev ones."""
+    import sys
+    from importlib import metadata
+
+    runtime, dev = _declared()
+    provides = metadata.packages_distributions()  # module -> distributions
+    local = {"actionbook"} | {p.stem for d in ("tests", "benchmarks") for p in (ROOT / d).glob("*.py")}
+    problems = []
+    for where, allowed in (("src", runtime), ("book", runtime), ("benchmarks", runtime), ("tests", runtime + dev)):
+        for path in sorted((ROOT / where).rglob("*")):
+            if path.suffix not in (".py", ".md"):
+                continue
+            for module in _imports(path) - local - set(sys.stdlib_module_names):
+                dists = {_canon(d) for d in provides.get(module, ())}
+                if not dists & set(allowed):
+                    problems.append(f"{path.relative_to(ROOT)} imports {module} (from {sorted(dists) or '?'})")
+    assert not problems, "imported but not declared in pyproject.toml:\n" + "\n".join(problems)
 
 
 @pytest.mark.notebooks
