@@ -6,6 +6,7 @@ import shutil
 import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -158,11 +159,15 @@ def test_book_builds_offline_with_every_chapter(tmp_path):
     (root / "_build" / "executed" / "ci" / "book" / "part").mkdir(parents=True)
     shutil.move(root / "_build" / "executed" / "ci" / "nb.ipynb",
                 root / "_build" / "executed" / "ci" / "book" / "part" / "nb.ipynb")
+    _fabricate_results(root / "results", chapter="part")
     index = build.build("ci", root=root)
     html = root / "_build" / "html"
     assert index == html / "index.html"
     for page in ("book/intro.html", "book/part/index.html", "book/part/nb.html"):
         assert (html / page).is_file(), page
+    full_html = (html / "book/part/full_results.html").read_text()
+    assert "Full-mode results" in full_html and "77.70" in full_html and "NVIDIA H200" in full_html
+    assert "61.20" in full_html, "the ci table of the same name is shown beside the full one"
     nb_html = (html / "book/part/nb.html").read_text()
     assert "executed output 4321" in nb_html, "the book shows the executed outputs"
     assert (html / "_static" / "mathjax" / "MathJax.js").is_file()
@@ -172,6 +177,62 @@ def test_book_builds_offline_with_every_chapter(tmp_path):
         scripts = re.findall(r'<script[^>]+src="([^"]+)"', text)
         remote = [s for s in scripts if s.startswith(("http:", "https:", "//"))]
         assert remote == [], f"scripts fetched from the network: {remote}"
+
+
+def _fabricate_results(results: Path, *, chapter: str) -> None:
+    """A committed full-mode table (as a GPU run would write it) and this build's ci table."""
+    from actionbook.io import write_json
+    from actionbook.results import run_metadata
+
+    cfg = {"dataset": "ucf101", "dataset_label": "UCF-101 split 1", "split": 1}
+    for mode, acc, gpu in (("full", 77.7, "NVIDIA H200"), ("ci", 61.2, "none")):
+        folder = results / mode / chapter
+        folder.mkdir(parents=True)
+        pd.DataFrame({"model": ["Res-LSTM"], "seed": [0], "accuracy": [acc]}).to_csv(folder / "table2.csv", index=False)
+        meta = run_metadata(mode=mode, seed=[0, 1, 2], config=cfg if mode == "full" else {"dataset": "ci"})
+        meta.update(commit="abcdef1234567890", dirty=False, hardware={"gpu": gpu, "cpu_count": 16}, written_at="2026-11-29T10:00:00+00:00")
+        write_json(folder / "table2.json", meta)
+
+
+def _mini_book(root: Path) -> None:
+    (root / "book" / "part").mkdir(parents=True)
+    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nparts:\n  - caption: Part one\n"
+                                   "    chapters:\n      - file: book/part/index\n")
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    (root / "book" / "part" / "index.md").write_text("# The part\n")
+
+
+def test_committed_full_results_are_staged_beside_the_ci_ones(tmp_path):
+    root = tmp_path / "r"
+    _mini_book(root)
+    assert build.add_full_results(root, root / "results") == []  # none committed: nothing added
+    _fabricate_results(root / "results", chapter="part")
+    _fabricate_results(root / "results", chapter="elsewhere")  # a chapter the toc does not have
+    dest = build.stage("ci", root=root)
+    toc = yaml.safe_load((dest / "_toc.yml").read_text())
+    part = toc["parts"][0]["chapters"][0]
+    assert part["sections"] == [{"file": "book/part/full_results"}]
+    assert toc["parts"][-1] == {"caption": "Full-mode results", "chapters": [{"file": "book/elsewhere/full_results"}]}
+    page = (dest / "book" / "part" / "full_results.md").read_text()
+    assert page.startswith("# Full-mode results: part")
+    full, ci = page.index("**full mode**"), page.index("**ci mode**")
+    assert full < page.index("77.70") < ci < page.index("61.20")
+    for fact in ("commit abcdef1234 ·", "dataset: UCF-101 split 1", "split: 1", "hardware: NVIDIA H200",
+                 "date: 2026-11-29T10:00:00+00:00", "seeds: 0, 1, 2"):
+        assert fact in page[full:ci], fact
+    assert "hardware: CPU only (16 cores)" in page[ci:]
+    # the repository's own toc is untouched
+    assert "full_results" not in (root / "_toc.yml").read_text()
+
+
+def test_a_full_table_without_provenance_is_refused(tmp_path):
+    root = tmp_path / "r"
+    _mini_book(root)
+    _fabricate_results(root / "results", chapter="part")
+    (root / "results" / "full" / "part" / "table2.json").unlink()
+    with pytest.raises(runner.RunnerError, match="table2.csv has no provenance file table2.json"):
+        build.stage("ci", root=root)
 
 
 def test_build_refuses_unexecuted_notebooks(tmp_path):
