@@ -70,7 +70,7 @@ def test_full_config_is_the_papers():
 
 def test_ci_config_is_small_and_valid():
     c = M.config("ci")
-    assert c.dataset == "ci" and c.mode == "ci" and max(c.hidden_sizes) < 256 and c.epochs < 12
+    assert c.dataset == "ci" and c.mode == "ci" and max(c.hidden_sizes) < 256 and c.max_clips < 20
     assert c.lr_shallow / c.lr == pytest.approx(10)  # the paper's ratio between the levels
     with pytest.raises(ValueError, match="cell of Table 1"):
         replace(c, hidden=1000)

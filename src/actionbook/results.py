@@ -24,7 +24,6 @@ import datetime as _dt
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 from importlib import metadata
@@ -255,29 +254,3 @@ def save_figure(fig, *, mode: str, chapter: str, name: str, dpi: int = 150) -> P
 def tidy(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """A DataFrame from a list of row dicts (a small convenience for experiment loops)."""
     return pd.DataFrame(list(rows))
-
-
-def verdict(effects: Sequence[float], *, expect: str = "positive") -> str:
-    """The verdict on a paper's claim from its effect on each seed (positive = the paper's direction).
-
-    expect="positive" (the claim is that something helps): "holds" if the mean effect is
-    positive and more than twice its standard error (std over seeds / sqrt(n)); "reversed" if
-    it is negative by as much; "inconclusive" otherwise.
-    expect="no gain" (the claim is that something stops helping, e.g. h beyond 1024): "holds (no
-    clear gain)" unless the effect is positive by more than twice its standard error ("does not
-    hold"). Absence of a clear gain is weak evidence: read it beside the spread.
-    Needs at least 2 seeds (with one there is no spread: "inconclusive").
-    """
-    e = [float(x) for x in effects]
-    if expect not in ("positive", "no gain"):
-        raise ValueError(f"expect must be 'positive' or 'no gain', got {expect!r}")
-    if len(e) < 2:
-        return "inconclusive"
-    mean, se = statistics.fmean(e), statistics.stdev(e) / math.sqrt(len(e))
-    if expect == "no gain":
-        return "does not hold" if mean > 2 * se and mean > 0 else "holds (no clear gain)"
-    if mean > 2 * se and mean > 0:
-        return "holds"
-    if mean < -2 * se and mean < 0:
-        return "reversed"
-    return "inconclusive"
