@@ -80,6 +80,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -298,13 +299,18 @@ def holm(p: Sequence[float]) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the audit
 def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000, alpha: float = 0.05,
-          seed: int = 0, correction: str = "holm") -> pd.DataFrame:
+          seed: int = 0, correction: str = "holm", min_seeds: int = 2) -> pd.DataFrame:
     """Decide each claim from per-video outcomes; one row per claim, columns `COLUMNS`.
 
     `outcomes`: one row per (condition, seed, test video), columns ``condition, seed, video,
     correct`` (0/1) and, for claims with a `category`, ``category``. `correction` is "holm"
     (across the testable claims of this call) or "none" (each claim on its own; for studying
-    the rule, not for a chapter's table). Same inputs and `seed`, same table.
+    the rule, not for a chapter's table). A claim whose conditions share fewer than
+    `min_seeds` seeds is computed but "inconclusive": with one seed the training noise cannot
+    be measured, and the interval would show the test set's share only (pass ``min_seeds=1``
+    to accept that, e.g. for a single expensive full-mode run, and say so where it is shown).
+    Same inputs and `seed`, same table, whatever the order of the claims (each claim's
+    bootstrap is seeded by `seed` and its id).
     """
     claims = list(claims)
     ids = [c.id for c in claims]
@@ -314,6 +320,8 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if n_boot < 100:
         raise ValueError(f"n_boot must be at least 100, got {n_boot}")
+    if min_seeds < 1:
+        raise ValueError(f"min_seeds must be at least 1, got {min_seeds}")
     if correction not in ("holm", "none"):
         raise ValueError(f"correction must be 'holm' or 'none', got {correction!r}")
     table = _Wide(outcomes)
@@ -321,7 +329,7 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
 
     rows: list[dict] = []
     p_support, p_contrary = [], []
-    for i, c in enumerate(claims):
+    for c in claims:
         row = {"claim": c.id, "statement": c.statement, "better": c.better, "worse": c.worse,
                "expect": c.expect, "category": c.category, "min_effect": float(c.min_effect),
                "paper_effect": float(c.paper_effect) if c.paper_effect is not None else math.nan,
@@ -335,7 +343,7 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
             continue
         d, seeds, videos = table.matrix(c.better, c.worse, c.category)
         d = d * 100.0  # points
-        rng = np.random.default_rng([seed, i])
+        rng = np.random.default_rng([seed, zlib.crc32(c.id.encode())])
         boot = bootstrap_effects(d, n_boot=n_boot, rng=rng)
         effect, se = float(d.mean()), float(boot.std(ddof=1))
         df = _satterthwaite_df(d)
@@ -363,6 +371,10 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
             row["detectable"] = math.nan
             continue
         row["verdict"], row["reason"] = _verdict(c, row, ps, pc, raw, level, k if correction == "holm" else 1)
+        if row["n_seeds"] < min_seeds:
+            row["verdict"] = "inconclusive"
+            row["reason"] = (f"only {row['n_seeds']} seed(s), fewer than {min_seeds}: the training noise is not "
+                             f"measured ({row['reason']})")
         step = stats.t.ppf(1 - level / max(1, k if correction == "holm" else 1), row["df"])
         row["detectable"] = float(c.min_effect + (step + stats.t.ppf(0.8, row["df"])) * row["se"])
     return pd.DataFrame(rows, columns=list(COLUMNS))
