@@ -383,30 +383,30 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
 def _verdict(c: Claim, row: dict, p_s: float, p_c: float, p_raw: float, level: float, k: int) -> tuple[str, str]:
     m, lo, hi = c.min_effect, row["ci_low"], row["ci_high"]
     interval = f"95% interval [{lo:+.1f}, {hi:+.1f}]"
-    held_back = (f"{interval} clears the bar, but not after Holm correction over {k} claims "
-                 f"(adjusted p = {p_s:.3g})")
     if c.expect == "better":
-        if p_s < level:
-            return "holds", f"{interval} lies above the minimum effect {m:+.1f}"
-        if p_c < level:
-            return "reversed", f"{interval} lies below zero: {c.worse} beats {c.better}"
-        if p_raw < level:
-            return "inconclusive", held_back
-        if lo > 0:
-            return "inconclusive", f"{interval} lies above zero but not above the minimum effect {m:+.1f}"
-        if hi < 0:
-            return "inconclusive", f"{interval} lies below zero, but not after Holm correction over {k} claims"
-        return "inconclusive", f"{interval} includes zero"
+        support = ("holds", f"{interval} lies above the minimum effect {m:+.1f}")
+        contrary = ("reversed", f"{interval} lies below zero: {c.worse} beats {c.better}")
+    else:
+        support = ("no gain", f"{interval} lies inside the margin ±{m:.1f}")
+        contrary = ("reversed", f"{interval} lies above the margin +{m:.1f}: more of it still helps")
     if p_s < level:
-        return "no gain", f"{interval} lies inside the margin ±{m:.1f}"
+        return support
     if p_c < level:
-        return "reversed", f"{interval} lies above the margin +{m:.1f}: more of it still helps"
+        return contrary
     if p_raw < level:
-        return "inconclusive", held_back
-    if hi < -m:
-        return "inconclusive", (f"{interval} lies below the margin -{m:.1f}: more of it hurts, "
-                                f"which is not the same as no gain")
-    return "inconclusive", f"{interval} is not inside the margin ±{m:.1f}"
+        return "inconclusive", (f"{interval} clears the bar, but not after Holm correction over {k} claims "
+                                f"(adjusted p = {p_s:.3g})")
+    if c.expect == "better" and lo > 0:
+        why = f"lies above zero but not above the minimum effect {m:+.1f}"
+    elif c.expect == "better" and hi < 0:
+        why = f"lies below zero, but not after Holm correction over {k} claims"
+    elif c.expect == "better":
+        why = "includes zero"
+    elif hi < -m:
+        why = f"lies below the margin -{m:.1f}: more of it hurts, which is not the same as no gain"
+    else:
+        why = f"is not inside the margin ±{m:.1f}"
+    return "inconclusive", f"{interval} {why}"
 
 
 # --------------------------------------------------------------------------- power
