@@ -258,7 +258,10 @@ def tidy(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def verdict(effects: Sequence[float], *, expect: str = "positive") -> str:
-    """The verdict on a paper's claim from its effect on each seed (positive = the paper's direction).
+    """Superseded by `actionbook.audit.audit` (seeds *and* test set, a minimum effect, Holm); kept
+    only until the chapter modules are ported to it, then to be deleted. Do not use in new code.
+
+    The verdict on a paper's claim from its effect on each seed (positive = the paper's direction).
 
     expect="positive" (the claim is that something helps): "holds" if the mean effect is
     positive and more than twice its standard error (std over seeds / sqrt(n)); "reversed" if
