@@ -197,6 +197,8 @@ def test_no_gain_is_found_when_two_similar_models_are_equal_and_rarely_at_the_ma
     claims = simulated_claims(500, expect="no_gain", min_effect=5.0)
     equal = audit(claims, simulate_outcomes(n_claims=500, effect=0.0, seed=14, **sim), correction="none")
     assert (equal["verdict"] == "no gain").mean() > 0.5
+    # found in more than 80% of runs, so the margin 'detectable' with 80% power is below the 5 used
+    assert (equal["verdict"] == "no gain").mean() < 0.8 or equal["detectable"].median() < 5.0
     at_margin = audit(claims, simulate_outcomes(n_claims=500, effect=5.0, seed=15, **sim), correction="none")
     assert (at_margin["verdict"] == "no gain").mean() < 0.05
 

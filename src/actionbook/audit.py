@@ -93,7 +93,11 @@ VERDICTS = ("holds", "no gain", "reversed", "inconclusive", "not testable here")
 COLUMNS = ("claim", "statement", "better", "worse", "expect", "category", "verdict", "effect", "ci_low",
            "ci_high", "se", "df", "min_effect", "paper_effect", "paper_source", "n_seeds", "n_test",
            "p_holm", "p_holm_reversed", "detectable", "reason")
-"""The output schema of `audit`, in order (effects, intervals and `detectable` in points)."""
+"""The output schema of `audit`, in order. Effects, intervals, `se` and `detectable` are in points
+of accuracy; `df` the t quantile's degrees of freedom; `p_holm` / `p_holm_reversed` the
+Holm-adjusted one-sided p-values of the supporting / contrary verdict; `detectable` the true
+effect that would hold with 80% power given this claim's measured spread (for a "no_gain" claim:
+the margin within which a true effect of zero would show "no gain" with 80% power)."""
 
 _NEEDED = ("condition", "seed", "video", "correct")
 
@@ -376,13 +380,16 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
             row["reason"] = (f"only {row['n_seeds']} seed(s), fewer than {min_seeds}: the training noise is not "
                              f"measured ({row['reason']})")
         step = stats.t.ppf(1 - level / max(1, k if correction == "holm" else 1), row["df"])
-        row["detectable"] = float(c.min_effect + (step + stats.t.ppf(0.8, row["df"])) * row["se"])
+        if c.expect == "better":  # the true effect that would hold with 80% power
+            row["detectable"] = float(c.min_effect + (step + stats.t.ppf(0.8, row["df"])) * row["se"])
+        else:  # the margin within which a true effect of zero would show "no gain" with 80% power
+            row["detectable"] = float((step + stats.t.ppf(0.9, row["df"])) * row["se"])
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def _verdict(c: Claim, row: dict, p_s: float, p_c: float, p_raw: float, level: float, k: int) -> tuple[str, str]:
     m, lo, hi = c.min_effect, row["ci_low"], row["ci_high"]
-    interval = f"95% interval [{lo:+.1f}, {hi:+.1f}]"
+    interval = f"{100 * (1 - 2 * level):g}% interval [{lo:+.1f}, {hi:+.1f}]"
     if c.expect == "better":
         support = ("holds", f"{interval} lies above the minimum effect {m:+.1f}")
         contrary = ("reversed", f"{interval} lies below zero: {c.worse} beats {c.better}")
