@@ -33,6 +33,19 @@ def test_every_toc_entry_exists_and_every_notebook_has_mode():
             assert params["mode"] == "ci", f"{src}: notebooks default to ci mode"
 
 
+def test_chapters_without_code_say_planned_at_the_top():
+    """A chapter folder with no notebook is not built yet: its pages say *planned* in their first lines."""
+    entries = runner.toc_files(ROOT)
+    folders = {Path(e).parent for e in entries if Path(e).parent != Path("book")}
+    for folder in sorted(folders):
+        pages = [runner.resolve_source(e, ROOT) for e in entries if Path(e).parent == folder]
+        if any(runner.is_notebook(p) for p in pages):
+            continue
+        for page in pages:
+            head = "\n".join(page.read_text().splitlines()[:12])
+            assert "*Planned.*" in head, f"{page.relative_to(ROOT)} describes unbuilt work: say *Planned.* at its top"
+
+
 def test_no_executed_notebook_is_committed():
     import subprocess
 

@@ -80,6 +80,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -92,7 +93,11 @@ VERDICTS = ("holds", "no gain", "reversed", "inconclusive", "not testable here")
 COLUMNS = ("claim", "statement", "better", "worse", "expect", "category", "verdict", "effect", "ci_low",
            "ci_high", "se", "df", "min_effect", "paper_effect", "paper_source", "n_seeds", "n_test",
            "p_holm", "p_holm_reversed", "detectable", "reason")
-"""The output schema of `audit`, in order (effects, intervals and `detectable` in points)."""
+"""The output schema of `audit`, in order. Effects, intervals, `se` and `detectable` are in points
+of accuracy; `df` the t quantile's degrees of freedom; `p_holm` / `p_holm_reversed` the
+Holm-adjusted one-sided p-values of the supporting / contrary verdict; `detectable` the true
+effect that would hold with 80% power given this claim's measured spread (for a "no_gain" claim:
+the margin within which a true effect of zero would show "no gain" with 80% power)."""
 
 _NEEDED = ("condition", "seed", "video", "correct")
 
@@ -298,13 +303,18 @@ def holm(p: Sequence[float]) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the audit
 def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000, alpha: float = 0.05,
-          seed: int = 0, correction: str = "holm") -> pd.DataFrame:
+          seed: int = 0, correction: str = "holm", min_seeds: int = 2) -> pd.DataFrame:
     """Decide each claim from per-video outcomes; one row per claim, columns `COLUMNS`.
 
     `outcomes`: one row per (condition, seed, test video), columns ``condition, seed, video,
     correct`` (0/1) and, for claims with a `category`, ``category``. `correction` is "holm"
     (across the testable claims of this call) or "none" (each claim on its own; for studying
-    the rule, not for a chapter's table). Same inputs and `seed`, same table.
+    the rule, not for a chapter's table). A claim whose conditions share fewer than
+    `min_seeds` seeds is computed but "inconclusive": with one seed the training noise cannot
+    be measured, and the interval would show the test set's share only (pass ``min_seeds=1``
+    to accept that, e.g. for a single expensive full-mode run, and say so where it is shown).
+    Same inputs and `seed`, same table, whatever the order of the claims (each claim's
+    bootstrap is seeded by `seed` and its id).
     """
     claims = list(claims)
     ids = [c.id for c in claims]
@@ -314,6 +324,8 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if n_boot < 100:
         raise ValueError(f"n_boot must be at least 100, got {n_boot}")
+    if min_seeds < 1:
+        raise ValueError(f"min_seeds must be at least 1, got {min_seeds}")
     if correction not in ("holm", "none"):
         raise ValueError(f"correction must be 'holm' or 'none', got {correction!r}")
     table = _Wide(outcomes)
@@ -321,7 +333,7 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
 
     rows: list[dict] = []
     p_support, p_contrary = [], []
-    for i, c in enumerate(claims):
+    for c in claims:
         row = {"claim": c.id, "statement": c.statement, "better": c.better, "worse": c.worse,
                "expect": c.expect, "category": c.category, "min_effect": float(c.min_effect),
                "paper_effect": float(c.paper_effect) if c.paper_effect is not None else math.nan,
@@ -335,7 +347,7 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
             continue
         d, seeds, videos = table.matrix(c.better, c.worse, c.category)
         d = d * 100.0  # points
-        rng = np.random.default_rng([seed, i])
+        rng = np.random.default_rng([seed, zlib.crc32(c.id.encode())])
         boot = bootstrap_effects(d, n_boot=n_boot, rng=rng)
         effect, se = float(d.mean()), float(boot.std(ddof=1))
         df = _satterthwaite_df(d)
@@ -363,38 +375,45 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
             row["detectable"] = math.nan
             continue
         row["verdict"], row["reason"] = _verdict(c, row, ps, pc, raw, level, k if correction == "holm" else 1)
+        if row["n_seeds"] < min_seeds:
+            row["verdict"] = "inconclusive"
+            row["reason"] = (f"only {row['n_seeds']} seed(s), fewer than {min_seeds}: the training noise is not "
+                             f"measured ({row['reason']})")
         step = stats.t.ppf(1 - level / max(1, k if correction == "holm" else 1), row["df"])
-        row["detectable"] = float(c.min_effect + (step + stats.t.ppf(0.8, row["df"])) * row["se"])
+        if c.expect == "better":  # the true effect that would hold with 80% power
+            row["detectable"] = float(c.min_effect + (step + stats.t.ppf(0.8, row["df"])) * row["se"])
+        else:  # the margin within which a true effect of zero would show "no gain" with 80% power
+            row["detectable"] = float((step + stats.t.ppf(0.9, row["df"])) * row["se"])
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def _verdict(c: Claim, row: dict, p_s: float, p_c: float, p_raw: float, level: float, k: int) -> tuple[str, str]:
     m, lo, hi = c.min_effect, row["ci_low"], row["ci_high"]
-    interval = f"95% interval [{lo:+.1f}, {hi:+.1f}]"
-    held_back = (f"{interval} clears the bar, but not after Holm correction over {k} claims "
-                 f"(adjusted p = {p_s:.3g})")
+    interval = f"{100 * (1 - 2 * level):g}% interval [{lo:+.1f}, {hi:+.1f}]"
     if c.expect == "better":
-        if p_s < level:
-            return "holds", f"{interval} lies above the minimum effect {m:+.1f}"
-        if p_c < level:
-            return "reversed", f"{interval} lies below zero: {c.worse} beats {c.better}"
-        if p_raw < level:
-            return "inconclusive", held_back
-        if lo > 0:
-            return "inconclusive", f"{interval} lies above zero but not above the minimum effect {m:+.1f}"
-        if hi < 0:
-            return "inconclusive", f"{interval} lies below zero, but not after Holm correction over {k} claims"
-        return "inconclusive", f"{interval} includes zero"
+        support = ("holds", f"{interval} lies above the minimum effect {m:+.1f}")
+        contrary = ("reversed", f"{interval} lies below zero: {c.worse} beats {c.better}")
+    else:
+        support = ("no gain", f"{interval} lies inside the margin ±{m:.1f}")
+        contrary = ("reversed", f"{interval} lies above the margin +{m:.1f}: more of it still helps")
     if p_s < level:
-        return "no gain", f"{interval} lies inside the margin ±{m:.1f}"
+        return support
     if p_c < level:
-        return "reversed", f"{interval} lies above the margin +{m:.1f}: more of it still helps"
+        return contrary
     if p_raw < level:
-        return "inconclusive", held_back
-    if hi < -m:
-        return "inconclusive", (f"{interval} lies below the margin -{m:.1f}: more of it hurts, "
-                                f"which is not the same as no gain")
-    return "inconclusive", f"{interval} is not inside the margin ±{m:.1f}"
+        return "inconclusive", (f"{interval} clears the bar, but not after Holm correction over {k} claims "
+                                f"(adjusted p = {p_s:.3g})")
+    if c.expect == "better" and lo > 0:
+        why = f"lies above zero but not above the minimum effect {m:+.1f}"
+    elif c.expect == "better" and hi < 0:
+        why = f"lies below zero, but not after Holm correction over {k} claims"
+    elif c.expect == "better":
+        why = "includes zero"
+    elif hi < -m:
+        why = f"lies below the margin -{m:.1f}: more of it hurts, which is not the same as no gain"
+    else:
+        why = f"is not inside the margin ±{m:.1f}"
+    return "inconclusive", f"{interval} {why}"
 
 
 # --------------------------------------------------------------------------- power
