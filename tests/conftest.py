@@ -7,6 +7,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shared_path(*parts: str) -> Path | None:
+    """A file of the project's read-only `shared/` folder, or None where there is none.
+
+    CI places `shared/` beside the clone (`<repo>/../shared`); a git worktree may sit a level
+    deeper, so every ancestor of the repository is tried, nearest first, after
+    `$ACTIONBOOK_SHARED` and a `shared/` inside the checkout.
+    """
+    candidates = [Path(os.environ["ACTIONBOOK_SHARED"])] if os.environ.get("ACTIONBOOK_SHARED") else []
+    candidates += [ROOT / "shared"] + [d / "shared" for d in ROOT.parents]
+    for base in candidates:
+        if (base / Path(*parts)).exists():
+            return base / Path(*parts)
+    return None
+
+
+SHARED_HINT = ("not found in $ACTIONBOOK_SHARED, <repo>/shared or a shared/ folder beside the repository "
+               "or one of its parents (CI places a read-only copy at <repo>/../shared)")
+
+
 def pytest_collection_modifyitems(config, items):
     """`gpu` tests need CUDA; without it they are skipped, never failed."""
     try:
@@ -64,3 +83,64 @@ def write_notebook(path: Path, *cells: str, params: str = 'mode = "ci"\nseed = 0
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(body))
     return path
+
+
+# --------------------------------------------------------------------------- the book's ci notebooks, once per session
+
+@pytest.fixture(scope="session")
+def ci_cache():
+    """The repository's cache folder with the cold-cache work of ci mode done: the ci pretraining
+    and both chapters' features, built once per pytest session in this process. Bounded by work
+    (a fixed number of videos and steps), never by a wall-clock timeout: a busy machine is slow,
+    not wrong. `make book` then finds the cache warm."""
+    from actionbook.experiments import mrrn as M
+    from actionbook.experiments import res_lstm as R
+    from actionbook.paths import cache_dir
+
+    R.features(R.config("ci"), progress=False)
+    M.features(M.config("ci"), progress=False)
+    return cache_dir()
+
+
+@pytest.fixture(scope="session")
+def executed_ci(ci_cache, tmp_path_factory):
+    """`executed_ci("book/mrrn/experiments.md")` -> (executed .ipynb, results folder): runs the
+    notebook in ci mode once per session (the chapters' run cache in `ci_cache` is shared with
+    `make book`) and returns the same files to every test that asks."""
+    import subprocess
+
+    done: dict[str, tuple[Path, Path]] = {}
+    root = tmp_path_factory.mktemp("executed_ci")
+
+    def run(notebook: str) -> tuple[Path, Path]:
+        if notebook not in done:
+            out, res = root / "executed", root / "results"
+            env = dict(os.environ, ACTIONBOOK_CACHE=str(ci_cache), ACTIONBOOK_RESULTS=str(res))
+            r = subprocess.run([sys.executable, "-m", "actionbook", "run", "--mode", "ci", "--no-progress",
+                                "--out", str(out), notebook], capture_output=True, text=True, env=env, cwd=ROOT)
+            assert r.returncode == 0, f"{notebook} failed in ci mode:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+            done[notebook] = (out / "ci" / Path(notebook).with_suffix(".ipynb"), res)
+        return done[notebook]
+
+    return run
+
+
+def glued(ipynb: Path) -> dict:
+    """The values a notebook glued (`myst_nb.glue`), by name, as Python values where they parse."""
+    import ast
+    import json
+
+    out = {}
+    for cell in json.loads(Path(ipynb).read_text())["cells"]:
+        for o in cell.get("outputs", []):
+            record = o.get("metadata", {}).get("scrapbook", {})
+            if "name" not in record:
+                continue
+            name, prefix = record["name"], record.get("mime_prefix", "")
+            text = o.get("data", {}).get(prefix + "text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            try:
+                out[name] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                out[name] = text
+    return out

@@ -11,6 +11,7 @@ import torch
 
 from actionbook import metrics
 from actionbook.data.readers import DatasetError
+from actionbook.experiments import chapter
 from actionbook.experiments import mrrn as M
 from actionbook.features.cache import FeatureSet
 
@@ -45,7 +46,7 @@ def runs() -> M.Runs:
     cfg = _tiny_cfg()
     feats = {lv: {"train": _fs("train", cfg.input_size(lv), videos=9), "test": _fs("test", cfg.input_size(lv), seed=1)}
              for lv in M.LEVELS}
-    return M.Runs(feats, cfg)
+    return M.Runs(feats, cfg, cache=False)  # fabricated features: keep the runs in memory
 
 
 # --------------------------------------------------------------------------- configs
@@ -69,30 +70,30 @@ def test_full_config_is_the_papers():
 
 def test_ci_config_is_small_and_valid():
     c = M.config("ci")
-    assert c.dataset == "ci" and c.mode == "ci" and max(c.hidden_sizes) < 256 and c.epochs < 12
+    assert c.dataset == "ci" and c.mode == "ci" and max(c.hidden_sizes) < 256 and c.max_clips < 20
     assert c.lr_shallow / c.lr == pytest.approx(10)  # the paper's ratio between the levels
     with pytest.raises(ValueError, match="cell of Table 1"):
         replace(c, hidden=1000)
 
 
-# --------------------------------------------------------------------------- clip items
+# --------------------------------------------------------------------------- clip items (chapter.VideoFeatures)
 
-def test_clip_dataset_gathers_each_clips_frames():
+def test_clip_items_gather_each_clips_frames():
     fs = _fs("train", 5)
-    ds = M.ClipDataset(fs, train=True)
+    ds = chapter.VideoFeatures.of(fs, train=True, clips=True)
     assert len(ds) == 6 * 3
     x, y, v = ds[4]  # video 1, clip 1: frames 3..6
     assert v == 1 and int(y) == 1
     assert torch.equal(x, fs.features[1][3:7])
 
 
-def test_clip_dataset_ten_crops_centre_for_test_random_for_train():
+def test_clip_items_ten_crops_centre_for_test_random_for_train():
     fs = _fs("test", 5, crops=10)
-    x, _, _ = M.ClipDataset(fs, train=False)[0]
+    x, _, _ = chapter.VideoFeatures.of(fs, train=False, clips=True)[0]
     assert torch.equal(x, fs.features[0][0:4, 4])  # crop 4 is the centre in ten_crop's order
     torch.manual_seed(0)
     picked = set()
-    train = M.ClipDataset(fs, train=True)
+    train = chapter.VideoFeatures.of(fs, train=True, clips=True)
     for _ in range(40):
         x, _, _ = train[0]
         assert x.shape == (4, 5)
@@ -103,16 +104,16 @@ def test_clip_dataset_ten_crops_centre_for_test_random_for_train():
 # --------------------------------------------------------------------------- experiments
 
 def test_tables_and_fusion_on_fabricated_features(runs):
-    t2 = M.table2(runs, seeds=[0])
+    t2 = M.run_table2(runs, seeds=[0])
     assert list(t2[["level", "pooling"]].itertuples(index=False, name=None)) == [
         (lv, p) for p in ("mean", "max") for lv in M.LEVELS]
     assert {"accuracy", "clip_accuracy", "mean_class_accuracy", "hidden", "layers", "seed"} <= set(t2.columns)
     assert t2["accuracy"].between(0, 100).all()
-    t1 = M.table1(runs, seeds=[0])
+    t1 = M.run_table1(runs, seeds=[0])
     assert len(t1) == 9 and set(t1["width"]) == set(M.WIDTHS)
-    assert len(runs.results) == 9 + 5  # the default cell is shared by Tables 1 and 2
+    assert len(runs.cache.results) == 9 + 5  # the default cell is shared by Tables 1 and 2
 
-    fused = M.fusion(runs, seeds=[0])
+    fused = M.run_table3(runs, seeds=[0])
     assert list(fused["method"]) == ["Low RRN", "Mid RRN", "High RRN", "MRRN"]
     # Eq. 10 by hand from the three levels' video scores
     res = [runs.get(M.RunKey(lv, "mean", 8, 3, 0)) for lv in M.LEVELS]
@@ -121,7 +122,7 @@ def test_tables_and_fusion_on_fabricated_features(runs):
     assert fused.loc[fused["method"] == "MRRN", "accuracy"].item() == pytest.approx(want)
 
     # the display tables keep the paper's rows and add ours
-    t3 = M.table3(fused, runs.cfg)
+    t3 = M.table3_vs_paper(fused, runs.cfg)
     assert t3.columns[-1].startswith("ours:") and "RNN-FV+iDT" in set(t3["method"])
     assert t3.loc[t3["method"] == "MRRN", "paper: UCF-101"].item() == "81.9"
     assert t3.loc[t3["method"] == "LRCN", t3.columns[-1]].item() == "—"
@@ -132,73 +133,44 @@ def test_tables_and_fusion_on_fabricated_features(runs):
 def test_same_seed_same_numbers(runs):
     key = M.RunKey("low", "max", 4, 3, 7)
     torch.manual_seed(123)  # whatever the global random state before the run
-    a = M.Runs(runs.feats, runs.cfg).get(key)
+    a = M.Runs(runs.feats, runs.cfg, cache=False).get(key)
     torch.rand(5)
-    b = M.Runs(runs.feats, runs.cfg).get(key)
+    b = M.Runs(runs.feats, runs.cfg, cache=False).get(key)
     assert torch.equal(a.clip_logits, b.clip_logits)
 
 
 def test_figures_data(runs):
-    pred = M.predictions(runs, seed=0, k=2, per_kind=2)
+    pred = M.run_fig3(runs, seed=0, k=2, per_kind=2)
     assert set(pred["rank"]) <= {1, 2}
     assert (pred.groupby("video")["score"].sum() <= 1 + 1e-6).all()
-    right = pred[(pred["kind"] == "correct") & (pred["rank"] == 1)]
+    right = pred[(pred["kind"] == "right") & (pred["rank"] == 1)]
     assert right["is_truth"].all()
-    pc = M.per_class(runs, seeds=[0])
+    pc = M.run_fig4(runs, seeds=[0])
     assert len(pc) == 4 * len(CLASSES) and set(pc["category"]) == {"appearance", "motion", "temporal order"}
     cm, blocks = M.confusion(runs, seed=0)
     assert cm.shape == (3, 3) and cm.sum(axis=1).round(6).eq(100).all()
     assert [b[0] for b in blocks] == ["appearance", "motion", "temporal order"]
 
 
-def test_class_categories():
-    assert M.class_categories(M.config("ci"), ["Spin", "Chase"]) == ["motion", "interaction"]
-    assert M.class_categories(M.config("full"), ["ApplyEyeMakeup", "Archery"]) == [
-        "Human-Object Interaction", "Sports"]
-    assert M.class_categories(M.config("full", dataset="hmdb51"), ["brush_hair"]) is None
+def test_claims_compare_conditions_the_chapter_computes(runs):
+    claims = M.claims(runs.cfg)
+    assert [c.id for c in claims] == ["M1", "M2", "M3a", "M3b", "M4", "M5"]  # M6 dropped: it cannot fail
+    names = M.conditions(runs)
+    assert all(c.better in names and c.worse in names and c.better != c.worse for c in claims)
+    p = {c.id: c.paper_effect for c in claims}
+    # the paper's effects, from its own tables: Table 1 (HMDB-51, 3 layers), Tables 2-3 (UCF-101)
+    assert p["M1"] == pytest.approx(50.78 - 48.10)
+    assert p["M3a"] == pytest.approx(81.38 - 64.16)
+    assert p["M5"] == pytest.approx(81.9 - 81.4)
+    assert {c.id for c in claims if c.expect == "no_gain"} == {"M2"}
 
 
-# --------------------------------------------------------------------------- verdicts and claims
-
-def test_verdict_on_hand_made_effects():
-    assert M.verdict([1.0, 1.1, 0.9]) == "holds"
-    assert M.verdict([-1.0, -1.1, -0.9]) == "reversed"
-    assert M.verdict([1.0, -1.0, 0.5]) == "inconclusive"
-    assert M.verdict([2.0, 2.0, 2.0]) == "holds"  # no spread, positive
-    assert M.verdict([0.0, 0.0, 0.0]) == "inconclusive"
-    assert M.verdict([5.0]) == "inconclusive"  # one seed has no spread to judge by
-    # mean 1, sd 1, se = 1/sqrt(3) = 0.577: 1 < 2 se = 1.15 -> inconclusive; with 9 seeds se = 1/3 -> holds
-    assert M.verdict([0.0, 1.0, 2.0]) == "inconclusive"
-    assert M.verdict([0.0, 1.0, 2.0] * 3) == "holds"
-
-
-def _grid(values: dict[tuple, list[float]], keys: list[str]) -> pd.DataFrame:
-    return pd.DataFrame([{**dict(zip(keys, k)), "seed": s, "accuracy": a}
-                         for k, accs in values.items() for s, a in enumerate(accs)])
-
-
-def test_claims_audit_effects_by_hand():
-    # Table 1: accuracy = hidden / 10 - layers, plus the seed
-    t1 = pd.DataFrame([{"hidden": h, "layers": n, "seed": s, "accuracy": h / 10 - n + s}
-                       for h in (8, 16, 32) for n in (3, 4, 5) for s in range(3)])
-    t2 = _grid({("low", "mean"): [10, 11, 12], ("mid", "mean"): [20, 20, 20], ("high", "mean"): [30, 29, 31],
-                ("low", "max"): [9, 10, 11], ("mid", "max"): [19, 21, 20], ("high", "max"): [25, 25, 25]},
-               ["level", "pooling"])
-    fused = _grid({("High RRN",): [30, 29, 31], ("MRRN",): [30, 29, 31]}, ["method"])
-    a = M.claims_audit(t1, t2, fused, paper_dataset="UCF-101").set_index("claim")
-    assert a.loc["M1", "effect"] == pytest.approx(2.4) and a.loc["M1", "verdict"] == "holds"
-    assert a.loc["M2", "effect"] == pytest.approx(2.0) and a.loc["M2", "verdict"] == "holds"
-    assert a.loc["M3a", "effect"] == pytest.approx(10.0)
-    assert a.loc["M3b", "effect"] == pytest.approx(9.0) and a.loc["M3b", "std"] == pytest.approx(1.0)
-    # mean over levels of mean - max: seeds (1+1+5)/3, (1-1+4)/3, (1+0+6)/3
-    assert a.loc["M4", "effect"] == pytest.approx((7 / 3 + 4 / 3 + 7 / 3) / 3)
-    assert a.loc["M5", "effect"] == 0 and a.loc["M5", "verdict"] == "inconclusive"
-    # the paper's effects, from its own tables: Table 1 (HMDB-51), mean over depths of 1024 - 256
-    assert a.loc["M1", "paper_effect"] == pytest.approx(((50.78 - 48.10) + (49.61 - 48.10) + (47.71 - 43.92)) / 3)
-    assert a.loc["M2", "paper_effect"] == pytest.approx(((48.10 - 43.92) + (48.17 - 46.21) + (50.78 - 47.71)) / 3)
-    assert a.loc["M3a", "paper_effect"] == pytest.approx(81.38 - 64.16)  # UCF-101, mean pooling
-    assert a.loc["M5", "paper_effect"] == pytest.approx(81.9 - 81.4)
-    assert "M6" not in a.index  # no per-class table given
+def test_outcomes_of_the_fusion_are_eq10s_predictions(runs):
+    out = M.outcomes(runs, seeds=[0])
+    mrrn = out[out["condition"] == "MRRN"]
+    y = runs.labels("test")
+    assert mrrn["correct"].tolist() == (M.fused_scores(runs, seed=0).argmax(1) == y).long().tolist()
+    assert len(out) == out["condition"].nunique() * len(y) and out["video"].iloc[0] == "v0"
 
 
 def test_speed_claim_by_quartiles():
@@ -266,9 +238,7 @@ def test_fusion_weights_order_matches_eq10():
 
 @pytest.mark.notebooks
 @pytest.mark.slow
-def test_method_notebook_runs_in_ci(actionbook_cli, tmp_path):
-    r = actionbook_cli("run", "--mode", "ci", "--no-progress", "--out", tmp_path / "executed", "book/mrrn/method.md",
-                       timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    timing = pd.read_csv(tmp_path / "results" / "ci" / "mrrn" / "sru_timing.csv")
+def test_method_notebook_runs_in_ci(executed_ci):
+    _, results = executed_ci("book/mrrn/method.md")  # once per session, no wall-clock timeout
+    timing = pd.read_csv(results / "ci" / "mrrn" / "sru_timing.csv")
     assert set(timing["pass"]) == {"forward", "forward+backward"} and len(timing) == 6

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_HINT, shared_path
 from actionbook.cli import main as cli
 from actionbook.data.readers import (
     DatasetError,
@@ -131,14 +132,12 @@ def test_ucf101_duplicate_class(tmp_path):
 
 
 def _real_ucf_splits() -> Path | None:
-    repo = Path(__file__).resolve().parents[1]
-    for d in (Path("/work/shared/data/ucf101_splits"), repo.parent / "shared" / "data" / "ucf101_splits"):
-        if (d / "classInd.txt").is_file():
-            return d
-    return None
+    found = shared_path("data", "ucf101_splits", "classInd.txt")
+    return found.parent if found else None
 
 
-@pytest.mark.skipif(_real_ucf_splits() is None, reason="the official UCF-101 split files are not on this machine")
+@pytest.mark.skipif(_real_ucf_splits() is None,
+                    reason=f"the official UCF-101 split files (shared/data/ucf101_splits/) were {SHARED_HINT}")
 def test_ucf101_real_split_files():
     splits = _real_ucf_splits()
     classes = ucf101_classes(splits)

@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from actionbook.models.res_lstm import (
-    MidFusionResLSTM, ResLSTM, ResLSTMConfig, TwoStreamResLSTM, mid_fusion_res_lstm, res_lstm,
-    two_stream_res_lstm,
+    MidFusionResLSTM, ResLSTM, ResLSTMConfig, mid_fusion_res_lstm, res_lstm,
 )
 
 
@@ -90,17 +89,3 @@ def test_mid_fusion_combines_features_element_wise(fusion, op):
         model(rgb, flow[:, :4])
     with pytest.raises(ValueError, match="fusion"):
         MidFusionResLSTM(ResLSTMConfig(input_size=8, hidden_size=8, num_classes=4), fusion="concat")
-
-
-def test_two_stream_returns_both_streams_logits():
-    torch.manual_seed(0)
-    model = two_stream_res_lstm(input_size=8, flow_input_size=6, hidden_size=8, num_classes=4,
-                                residual=False).eval()
-    rgb, flow = torch.randn(3, 5, 8), torch.randn(3, 5, 6)
-    rgb_logits, flow_logits = model(rgb, flow)
-    torch.testing.assert_close(rgb_logits, model.rgb(rgb), rtol=0, atol=0)
-    torch.testing.assert_close(flow_logits, model.flow(flow), rtol=0, atol=0)
-    assert rgb_logits.shape == flow_logits.shape == (3, 4)
-    with pytest.raises(ValueError, match="same classes"):
-        TwoStreamResLSTM(ResLSTMConfig(input_size=8, hidden_size=8, num_classes=4),
-                         ResLSTMConfig(input_size=8, hidden_size=8, num_classes=5))

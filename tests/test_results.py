@@ -82,20 +82,3 @@ def test_save_figure(tmp_path):
     p = results.save_figure(fig, mode="ci", chapter="ch", name="line")
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plt.close(fig)
-
-
-@pytest.mark.parametrize("effects, expect, want", [
-    ([1.0, 1.1, 0.9], "positive", "holds"),
-    ([-1.0, -1.1, -0.9], "positive", "reversed"),
-    ([1.0, -1.0, 0.5], "positive", "inconclusive"),
-    ([5.0], "positive", "inconclusive"),          # one seed: no spread, no verdict
-    ([0.1, 0.2, 0.0], "no gain", "holds (no clear gain)"),
-    ([3.0, 3.1, 2.9], "no gain", "does not hold"),
-])
-def test_verdict_rule(effects, expect, want):
-    assert results.verdict(effects, expect=expect) == want
-
-
-def test_verdict_refuses_unknown_expectation():
-    with pytest.raises(ValueError, match="expect"):
-        results.verdict([1.0, 2.0], expect="negative")

@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
-from actionbook.models.mrrn import MRRN, MRRNConfig, RRNConfig, level_fusion, mrrn, rrn, temporal_pool
+from actionbook.models.mrrn import RRNConfig, level_fusion, rrn, temporal_pool
 from actionbook.models.sru import SRU, SRUConfig, SRULayer, _LinearScan, sru, sru_layer_reference
 
 
@@ -158,19 +159,11 @@ def test_level_fusion_by_hand():
     assert only_high.flatten().tolist() == pytest.approx([0.2, 0.8], abs=1e-6)
 
 
-def test_mrrn_levels_and_fusion():
-    torch.manual_seed(0)
-    model = mrrn(num_classes=4, input_sizes=(3, 5, 7), hidden_size=8, num_layers=2).eval()
-    feats = [torch.randn(2, 6, c) for c in (3, 5, 7)]
-    logits = model(feats)
-    assert [tuple(s.shape) for s in logits] == [(2, 4)] * 3
-    expected = sum(w * s.softmax(dim=1) for w, s in zip((0.1, 0.2, 0.7), logits))
-    torch.testing.assert_close(model.fused_scores(feats), expected.detach())
-    with pytest.raises(ValueError, match="levels"):
-        model(feats[:2])
-    with pytest.raises(ValueError, match="level_weights"):
-        MRRNConfig(num_classes=4, level_weights=(0.5, 0.5))
-    assert isinstance(MRRN(MRRNConfig(num_classes=2, hidden_size=4, num_layers=1)).levels[0].sru, SRU)
+def test_level_fusion_of_probabilities_weighs_them_as_they_are():
+    # the chapter fuses video scores that are already softmax averages: no second softmax
+    low, mid, high = (torch.tensor([[0.5, 0.5]]), torch.tensor([[0.75, 0.25]]), torch.tensor([[0.2, 0.8]]))
+    fused = level_fusion([low, mid, high], weights=(0.1, 0.2, 0.7), softmax=False)
+    assert fused.flatten().tolist() == pytest.approx([0.34, 0.66], abs=1e-6)
 
 
 @pytest.mark.gpu
@@ -186,3 +179,11 @@ def test_cuda_matches_cpu():
     (g_cuda,) = torch.autograd.grad(h_cuda.square().sum(), x_cuda)
     torch.testing.assert_close(h_cuda.cpu(), h, rtol=0, atol=1e-10)
     torch.testing.assert_close(g_cuda.cpu(), g, rtol=0, atol=1e-10)
+
+
+def test_lrcn_baseline_shapes():
+    from actionbook.models.lrcn import FramesThenHead, LSTMHead
+
+    head = LSTMHead(6, 8, 2, num_classes=3)
+    model = FramesThenHead(nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 6)), head)
+    assert tuple(model(torch.rand(2, 5, 3, 4, 4)).shape) == (2, 3)  # (B, T, 3, H, W) -> (B, P)

@@ -7,7 +7,10 @@ Layout::
     results/<mode>/<chapter>/<name>.png          figures saved with `save_figure`
 
 `ci` results are rebuilt by every `make book` and git-ignored; `full` results, run on a GPU
-elsewhere, may be committed under `results/full/` and the book shows them.
+elsewhere, may be committed under `results/full/`: `python -m actionbook build --mode ci` then
+adds a page "Full-mode results" to each chapter that has some, with every committed table
+beside its ci counterpart and the provenance of both (`provenance`: commit, dataset, split,
+hardware, date).
 
 The paper's own numbers live as CSV files in `actionbook/paper/` (one per table, each with
 a `source` column naming the paper and table); `paper_vs_ours` puts them in a column of
@@ -21,7 +24,6 @@ import datetime as _dt
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 from importlib import metadata
@@ -72,6 +74,63 @@ def versions() -> dict[str, str]:
     return out
 
 
+def hardware() -> dict[str, Any]:
+    """The machine a result was computed on: CPU, core count and, where torch sees one, the GPU."""
+    out: dict[str, Any] = {"machine": platform.machine(), "processor": platform.processor() or "unknown",
+                           "cpu_count": os.cpu_count()}
+    try:
+        import torch
+
+        out["gpu"] = (", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+                      if torch.cuda.is_available() else "none")
+    except Exception as e:  # torch missing or CUDA broken: say so, do not fail a results write
+        out["gpu"] = f"unknown ({type(e).__name__})"
+    return out
+
+
+def provenance(meta: dict[str, Any]) -> dict[str, str]:
+    """Where a saved table came from, for a reader: commit, dataset, split, hardware, date, seeds.
+
+    Reads the metadata `save` writes (and older files without `hardware`: "not recorded").
+    """
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    commit = str(meta.get("commit", "unknown"))[:10]
+    if meta.get("dirty"):
+        commit += " (with uncommitted changes in src/)"
+    hw = meta.get("hardware")
+    if isinstance(hw, dict):
+        gpu = hw.get("gpu", "none")
+        hw_text = f"{gpu}" if gpu not in ("none", None) else f"CPU only ({hw.get('cpu_count', '?')} cores)"
+    else:
+        hw_text = "not recorded"
+    seed = meta.get("seed")
+    return {
+        "mode": str(meta.get("mode", "unknown")),
+        "commit": commit,
+        "dataset": str(config.get("dataset_label") or config.get("dataset") or "not recorded"),
+        "split": str(config.get("split", "not recorded")),
+        "hardware": hw_text,
+        "date": str(meta.get("written_at", "unknown")),
+        "seeds": ", ".join(map(str, seed)) if isinstance(seed, list) else str(seed),
+    }
+
+
+def markdown_table(df: pd.DataFrame, *, max_rows: int = 40, digits: int = 2) -> str:
+    """`df` as a Markdown pipe table (floats rounded to `digits`), at most `max_rows` rows."""
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            v = "—" if math.isnan(v) else f"{v:.{digits}f}"
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    head = "| " + " | ".join(cell(c) for c in df.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in r) + " |" for r in df.head(max_rows).itertuples(index=False)]
+    out = "\n".join([head, rule, *rows])
+    if len(df) > max_rows:
+        out += f"\n\n*The first {max_rows} of {len(df)} rows.*"
+    return out
+
+
 def _plain(config: Any) -> Any:
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         return dataclasses.asdict(config)
@@ -87,6 +146,7 @@ def run_metadata(*, mode: str, seed: int | Sequence[int] | None, config: Any,
         "config": _plain(config),
         **git_commit(),
         "versions": versions(),
+        "hardware": hardware(),
         # the notebook the runner is executing (it sets this), else the command line
         "entry": os.environ.get("ACTIONBOOK_NOTEBOOK") or " ".join(sys.argv),
         "wall_time_s": wall_time_s,
@@ -194,29 +254,3 @@ def save_figure(fig, *, mode: str, chapter: str, name: str, dpi: int = 150) -> P
 def tidy(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """A DataFrame from a list of row dicts (a small convenience for experiment loops)."""
     return pd.DataFrame(list(rows))
-
-
-def verdict(effects: Sequence[float], *, expect: str = "positive") -> str:
-    """The verdict on a paper's claim from its effect on each seed (positive = the paper's direction).
-
-    expect="positive" (the claim is that something helps): "holds" if the mean effect is
-    positive and more than twice its standard error (std over seeds / sqrt(n)); "reversed" if
-    it is negative by as much; "inconclusive" otherwise.
-    expect="no gain" (the claim is that something stops helping, e.g. h beyond 1024): "holds (no
-    clear gain)" unless the effect is positive by more than twice its standard error ("does not
-    hold"). Absence of a clear gain is weak evidence: read it beside the spread.
-    Needs at least 2 seeds (with one there is no spread: "inconclusive").
-    """
-    e = [float(x) for x in effects]
-    if expect not in ("positive", "no gain"):
-        raise ValueError(f"expect must be 'positive' or 'no gain', got {expect!r}")
-    if len(e) < 2:
-        return "inconclusive"
-    mean, se = statistics.fmean(e), statistics.stdev(e) / math.sqrt(len(e))
-    if expect == "no gain":
-        return "does not hold" if mean > 2 * se and mean > 0 else "holds (no clear gain)"
-    if mean > 2 * se and mean > 0:
-        return "holds"
-    if mean < -2 * se and mean < 0:
-        return "reversed"
-    return "inconclusive"

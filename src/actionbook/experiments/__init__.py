@@ -1,56 +1,21 @@
-"""One module per chapter: its configs (ci and full), its features, and one function per experiment.
+"""One module per chapter: its configs (ci and full), its features, one function per table or
+figure, and its claims. What every chapter does is composed from `experiments.chapter`.
 
-What every chapter shares lives here: which dataset `-p dataset NAME` selects in full mode.
+Adding a chapter (read `res_lstm.py` or `mrrn.py` beside this list):
+
+1. a frozen `Config` dataclass and `CONFIGS = {"full": ..., "ci": ...}`; `config(mode, dataset=)`
+   is `chapter.config_for(CONFIGS, ...)`, `preflight(cfg)` is `chapter.preflight(cfg)`;
+2. `features(cfg)`: the chapter's entries of the shared feature cache;
+3. `RunKey` (a frozen dataclass with a `seed` and a `condition` name) and `Runs`, which builds a
+   key's model and `chapter.VideoFeatures` items and trains it through `chapter.RunCache`;
+4. `run_tableN` / `run_figN` (train, return a tidy frame), `tableN_vs_paper` (beside the paper),
+   drawing through `actionbook.plots`;
+5. `claims(cfg)`: the paper's claims as `actionbook.audit.Claim` contrasts of two conditions,
+   `conditions(runs)`: each condition's test scores, and `run_claims` through `chapter.claims_table`.
 """
 
 from __future__ import annotations
 
-from actionbook.paths import data_dir
+from actionbook.experiments.chapter import DATASETS, full_dataset, preflight
 
-DATASETS = ("ucf101", "hmdb51", "generated")  # what `-p dataset` may name in full mode
-
-
-def full_dataset(dataset: str) -> dict[str, str]:
-    """The config fields for a full-mode dataset name: where it is, its layout and labels.
-
-    "ucf101" (`data_dir()/ucf101`, the default of every chapter), "hmdb51"
-    (`data_dir()/hmdb51`), or "generated" (the generated benchmark's `full` preset).
-    """
-    if dataset == "ucf101":
-        return dict(dataset=str(data_dir() / "ucf101"), layout="ucf101",
-                    dataset_label="UCF-101 split 1", paper_dataset="UCF-101")
-    if dataset == "hmdb51":
-        return dict(dataset=str(data_dir() / "hmdb51"), layout="hmdb51",
-                    dataset_label="HMDB-51 split 1", paper_dataset="HMDB-51")
-    if dataset == "generated":
-        return dict(dataset="full", layout="ucf101", dataset_label="generated benchmark, full preset",
-                    paper_dataset="UCF-101")
-    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-
-
-def preflight(*, mode: str, dataset: str, layout: str, backbone: str, split: int) -> dict[str, object]:
-    """Check, before any work, that the dataset and the backbone weights are there.
-
-    Raises the readers' `DatasetError` (naming the missing folder or split file and the layout
-    `data/README.md` expects) or the backbones' `MissingWeightsError` (naming the weights file,
-    where to put it and where to fetch it). In full mode both are checked before the generated
-    `full` preset would be generated (on first use, a long job). Returns what was found.
-    """
-    from pathlib import Path
-
-    from actionbook.data.datasets import read_records, resolve_dataset
-    from actionbook.data.readers import DatasetError
-    from actionbook.features import backbones as B
-
-    if mode == "full":
-        if dataset != "full" and not Path(dataset).is_dir():
-            raise DatasetError(f"{dataset}: the {layout} dataset is not there. Put it in that folder "
-                               f"in the layout of data/README.md (or set ACTIONBOOK_DATA), or run with "
-                               f"`-p dataset generated` to use the generated benchmark's full preset")
-        w = B.spec(backbone).weights.DEFAULT
-        if not B.weights_path(w).is_file():
-            B.load_weights(w)  # raises MissingWeightsError with the file name, URL and folder
-    ds = resolve_dataset(dataset, layout=layout)
-    train, classes = read_records(ds, split=split, subset="train")
-    test, _ = read_records(ds, split=split, subset="test")
-    return {"root": str(ds.root), "train videos": len(train), "test videos": len(test), "classes": len(classes)}
+__all__ = ["DATASETS", "full_dataset", "preflight"]

@@ -1,24 +1,24 @@
-"""The Res-LSTM chapter's experiments (Lakhal et al., paper 000): configs, features, one function per table.
+"""The Res-LSTM chapter (Lakhal et al., paper 000): its configs, features, one function per table
+or figure, and its claims. What every chapter shares is in `actionbook.experiments.chapter`.
 
 The chapter trains residual stacked LSTMs (`actionbook.models.res_lstm`, Eq. 1-2) on frozen
 3D-CNN features of 16-frame clips (stride 8), T of them chosen per video by σ(t) (Sec. 3.1),
 reduced by PCA to d_m (fitted on the training split only), in an RGB and an optical-flow
 stream fused in the middle or at the end (Sec. 3.2):
 
-    config(mode, dataset=)       the ci or full configuration (`CONFIGS[mode]`)
-    preflight(cfg)               stops at once if the dataset or the backbone weights are missing
+    config(mode, dataset=) / preflight(cfg)   the ci or full configuration; stop early if data is missing
     features(cfg)                the clip-feature grid of every video, RGB and flow, from the shared cache
-    Runs(feats, cfg)             trains (and remembers) one head per `RunKey`; returns its test result
-    hidden_sweep(runs, seeds=)   Fig. 3a: the hidden size h of a 2-layer LSTM
-    depth_sweep(runs, seeds=)    Fig. 3b-c: depth 2/3/4 x residual on/off x d_m
-    time_steps(runs, seeds=)     Table 1: the number of time steps T
-    fusion(runs, seeds=)         Table 2: mid/late fusion x sum/product, TSN's weighted sum; one stream alone
-    per_category(runs, seeds=)   Table 3: accuracy per coarse category and per named class
-    comparison(...)              Tables 4-5: the paper's tables with our rows added
-    top5_examples / plot_top5    Fig. 4          confusion / plot_confusion   Fig. 5
-    claims_audit(...)            each audited claim: effect over seeds and a computed verdict
+    Runs(feats, cfg)             one head per `RunKey`, trained once through the chapter run cache
+    run_fig3a / fig3_vs_paper    Fig. 3a: the hidden size h of a 2-layer LSTM
+    run_fig3bc                   Fig. 3b-c: depth 2/3/4 x residual on/off x d_m
+    run_table1 / table1_vs_paper Table 1: the number of time steps T
+    run_table2 / table2_vs_paper Table 2: mid/late fusion x sum/product, TSN's weighted sum; one stream alone
+    run_table3 / table3_vs_paper Table 3: accuracy per coarse category and per named class
+    run_tables45 / tables45_vs_paper   Tables 4-5: the paper's comparisons with our final model added
+    run_fig4 / confusion         Figs. 4 and 5 of the final model (drawn by `actionbook.plots`)
+    claims(cfg) / run_claims     the paper's claims, audited by `actionbook.audit`
 
-Every experiment returns a tidy DataFrame, one row per configuration x seed, accuracies in %
+Every `run_*` returns a tidy DataFrame, one row per configuration x seed, accuracies in %
 (like the paper).
 
 Two configurations, one code path
@@ -31,11 +31,11 @@ Two configurations, one code path
   first layer's input need not match its width). The mean over 10 crops (Eq. 4-5), TV-L1 flow,
   T = 25, two layers, RMSProp with lr 1e-3 (Sec. 4). The paper gives no batch size, number of
   epochs or dropout: batch 32, 30 epochs, no dropout.
-- `ci`: the generated benchmark (20 classes, 64x64, 320 videos) and the ci 3D CNN (a ResNet-18
-  pretrained on generated still images and inflated to 3D, `actionbook.features.backbones`),
-  the same clips (16 frames, stride 8), DIS flow, and scaled-down choices, each named in
-  `CONFIGS`: the centre crop only, widths 16-128 instead of 256-2048, T scaled to the ci
-  videos' 5-11 clips, and 25 short epochs of batch 64.
+- `ci`: the generated benchmark and the ci 3D CNN (a ResNet-18 pretrained on generated still
+  images and inflated to 3D, `actionbook.features.backbones`), the same clips (16 frames,
+  stride 8), DIS flow, and scaled-down choices, each named in `CONFIGS`: the centre crop only,
+  widths 16-128 instead of 256-2048, T scaled to the ci videos' clips, and 25 short epochs of
+  batch 64.
 
 Features are extracted once per stream and split (every clip of the video's grid, `sampling=
 "res_lstm"`), so that varying T only re-selects clips from the cached grid and varying d_m only
@@ -45,38 +45,37 @@ refits a PCA; each experiment then trains small heads on tensors in memory.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-from actionbook import engine, metrics, results
-from actionbook.experiments import full_dataset
-from actionbook.experiments import preflight as _preflight
+from actionbook import engine, metrics, plots, results
 from actionbook.data.sampling import clip_grid, select_clips
+from actionbook.experiments import chapter
+from actionbook.experiments.chapter import paper_diff, seed_list
 from actionbook.features import backbones as B
 from actionbook.features.cache import FeatureSet
 from actionbook.features.transforms import PCA
 from actionbook.models.res_lstm import MidFusionResLSTM, ResLSTM, ResLSTMConfig
-from actionbook.results import verdict
-from actionbook.seed import seed_everything
+
+if TYPE_CHECKING:
+    from actionbook.audit import Claim
 
 CHAPTER = "res_lstm"
 STREAMS = ("rgb", "flow")
 TSN_WEIGHTS = (1.5, 1.0)  # (flow, RGB): TSN's late-fusion weights, Table 2's "w1 Flow + w2 RGB"
+RUNS_VERSION = "1"  # bump when a change in the models or the data preparation changes the numbers
 
-__all__ = ["CHAPTER", "STREAMS", "Config", "CONFIGS", "config", "preflight", "features", "Features",
-           "sequences", "RunKey", "Runs", "hidden_sweep", "depth_sweep", "time_steps", "fusion",
-           "per_category", "comparison", "top5_examples", "plot_top5", "confusion", "plot_confusion",
-           "verdict", "claims_audit", "sigma_figure", "sigma_explorer", "crop_mean_example",
-           "paper_effects", "example_video", "gradient_at_input", "late_scores", "final_scores",
-           "labels", "figure3_table", "table1", "table2", "table3", "final_accuracy", "tables45"]
+__all__ = ["CHAPTER", "STREAMS", "TSN_WEIGHTS", "Config", "CONFIGS", "config", "preflight", "features", "Features",
+           "sequences", "RunKey", "Runs", "run_fig3a", "run_fig3bc", "fig3_vs_paper", "run_table1", "table1_vs_paper",
+           "run_table2", "table2_vs_paper", "run_table3", "table3_vs_paper", "run_tables45", "tables45_vs_paper",
+           "run_fig4", "confusion", "late_scores", "final_scores", "claims", "conditions", "outcomes", "run_claims",
+           "labels", "sigma_figure", "sigma_explorer", "crop_mean_example", "example_video", "gradient_at_input"]
 
 
 # --------------------------------------------------------------------------- configs
@@ -166,25 +165,14 @@ CONFIGS: dict[str, Config] = {
 
 
 def config(mode: str, *, dataset: str = "ucf101") -> Config:
-    """`CONFIGS[mode]`, with the full-mode dataset chosen by `dataset`.
-
-    full: "ucf101" (default; `data_dir()/ucf101`), "hmdb51" (`data_dir()/hmdb51`), or
-    "generated" (the generated benchmark's `full` preset). ci always runs on the ci benchmark
-    and ignores `dataset`.
-    """
-    if mode not in CONFIGS:
-        raise ValueError(f"mode must be one of {sorted(CONFIGS)}, got {mode!r}")
-    cfg = CONFIGS[mode]
-    if mode == "ci":
-        return cfg
-    return replace(cfg, **full_dataset(dataset))
+    """`CONFIGS[mode]`, with the full-mode dataset chosen by `dataset` ("ucf101", "hmdb51" or
+    "generated"; `chapter.full_dataset`). ci always runs on the ci benchmark."""
+    return chapter.config_for(CONFIGS, mode, dataset=dataset)
 
 
 def preflight(cfg: Config) -> dict[str, Any]:
-    """Check, before any work, that the dataset and the backbone weights are there
-    (`actionbook.experiments.preflight`: a clear DatasetError or MissingWeightsError)."""
-    return _preflight(mode=cfg.mode, dataset=cfg.dataset, layout=cfg.layout, backbone=cfg.backbone,
-                      split=cfg.split)
+    """Stop before any work if the dataset or the backbone weights are missing (`chapter.preflight`)."""
+    return chapter.preflight(cfg)
 
 
 # --------------------------------------------------------------------------- features
@@ -207,21 +195,6 @@ class Features:
     def clips_per_video(self) -> pd.Series:
         """K_v of every training video (the length of its clip grid)."""
         return pd.Series([len(x) for x in self.grids["rgb"]["train"].features], name="K_v")
-
-
-def _categories(cfg: Config, classes: list[str]) -> list[str] | None:
-    """The benchmark's five categories (ci, generated full), UCF-101's five action types, or None."""
-    if cfg.dataset in ("ci", "full"):
-        from actionbook.data.generate import CLASSES
-
-        of = {c.name: c.category for c in CLASSES}
-        return [of[c] for c in classes]
-    if cfg.layout == "ucf101":
-        from actionbook.categories import ucf101_action_types
-
-        types = ucf101_action_types()
-        return [types.get(c, "unknown") for c in classes]
-    return None  # HMDB-51: the book ships no mapping of its 51 classes to its five groups
 
 
 def features(cfg: Config, *, progress: bool = True) -> Features:
@@ -256,7 +229,7 @@ def features(cfg: Config, *, progress: bool = True) -> Features:
     records, _ = read_records(ds, split=cfg.split, subset="test")
     path_of = {r.video_id: r.path for r in records}
     test_paths = [path_of[v] for v in grids["rgb"]["test"].video_ids]
-    return Features(grids, classes, _categories(cfg, classes), test_paths)
+    return Features(grids, classes, chapter.categories(cfg, classes), test_paths)
 
 
 def sequences(fs: FeatureSet, *, T: int, transform: Any = None) -> Tensor:
@@ -288,25 +261,36 @@ class RunKey:
     residual: bool
     seed: int
 
+    @property
+    def condition(self) -> str:
+        """The run's name without its seed (a condition of the claims audit)."""
+        return (f"{self.stream}, T={self.T}, d_m={self.d_m or 'all'}, h={self.hidden}, L={self.layers}, "
+                f"{'residual' if self.residual else 'plain'}")
+
 
 class Runs:
-    """Trains one head per `RunKey` on demand and remembers its test result (`EvalResult`).
+    """The chapter's heads: builds each `RunKey`'s data and model, and trains it once through
+    `chapter.RunCache` (checkpointed, its test result kept on disk).
 
     Experiments share runs: Table 1's base cell, Fig. 3b-c's base cell and the RGB stream of
     Table 2 are the same model, trained once. PCAs are fitted once per (stream, d_m), on the
     training split only (`actionbook.features.transforms.PCA.fit` refuses any other).
     """
 
-    def __init__(self, feats: Features, cfg: Config, *, progress: bool = False) -> None:
-        self.feats, self.cfg, self.progress = feats, cfg, progress
-        self.results: dict[RunKey, engine.EvalResult] = {}
-        self.seconds: dict[RunKey, float] = {}
+    def __init__(self, feats: Features, cfg: Config, *, progress: bool = False, cache: bool = True) -> None:
+        self.feats, self.cfg = feats, cfg
+        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads, progress=progress,
+                                      eval_batch_size=cfg.eval_batch_size, device=cfg.device, cache=cache)
         self._pca: dict[tuple[str, int], PCA] = {}
         self._data: dict[tuple[str, int, int | None], tuple[Tensor, Tensor]] = {}
 
     @property
     def classes(self) -> list[str]:
         return self.feats.classes
+
+    @property
+    def video_ids(self) -> list[str]:
+        return self.feats.grids["rgb"]["test"].video_ids
 
     def labels(self, subset: str) -> Tensor:
         return torch.stack(self.feats.grids["rgb"][subset].targets())  # (N,)
@@ -339,14 +323,12 @@ class Runs:
                                     for s in ("train", "test"))
         return self._data[key]
 
-    def _datasets(self, key: RunKey) -> tuple[engine.TensorVideoDataset, engine.TensorVideoDataset]:
-        y_train, y_test = self.labels("train"), self.labels("test")
-        if key.stream.startswith("mid-"):  # two inputs; the model fuses them (Fig. 2a)
-            (rgb_tr, rgb_te), (flow_tr, flow_te) = (self.data(s, key.T, key.d_m) for s in STREAMS)
-            return (engine.TensorVideoDataset((rgb_tr, flow_tr), y_train),
-                    engine.TensorVideoDataset((rgb_te, flow_te), y_test))
-        x_train, x_test = self.data(key.stream, key.T, key.d_m)
-        return engine.TensorVideoDataset(x_train, y_train), engine.TensorVideoDataset(x_test, y_test)
+    def datasets(self, key: RunKey) -> tuple[chapter.VideoFeatures, chapter.VideoFeatures]:
+        """(train, test) items of one run: one (T, D) sequence per video, two for mid fusion (Fig. 2a)."""
+        streams = STREAMS if key.stream.startswith("mid-") else (key.stream,)
+        xs = [self.data(s, key.T, key.d_m) for s in streams]
+        return tuple(chapter.VideoFeatures([x[i] for x in xs], self.labels(sub), train=sub == "train")
+                     for i, sub in enumerate(("train", "test")))
 
     def model(self, key: RunKey) -> torch.nn.Module:
         d_in = self.feats.d_f if key.d_m is None else key.d_m
@@ -357,24 +339,11 @@ class Runs:
         return ResLSTM(mc)
 
     def get(self, key: RunKey) -> engine.EvalResult:
-        """The test result of run `key` (training it first if needed)."""
-        if key not in self.results:
-            train_ds, test_ds = self._datasets(key)
-            seed_everything(key.seed)  # the initial weights depend on the seed only
-            model = self.model(key)
-            tc = replace(self.cfg.train_config, seed=key.seed)
-            before = torch.get_num_threads()
-            if self.cfg.threads is not None:  # tiny heads: one thread avoids the threads' handshakes
-                torch.set_num_threads(self.cfg.threads)
-            try:
-                t0 = time.perf_counter()
-                engine.fit(model, train_ds, None, tc, progress=self.progress)
-                self.seconds[key] = time.perf_counter() - t0
-                self.results[key] = engine.evaluate(model, test_ds, batch_size=self.cfg.eval_batch_size,
-                                                    device=self.cfg.device)
-            finally:
-                torch.set_num_threads(before)
-        return self.results[key]
+        """The test result of run `key` (trained on first use, then from the run cache)."""
+        feats = {s: {sub: fs.key for sub, fs in d.items()} for s, d in self.feats.grids.items()}
+        return self.cache.get(key, model=lambda: self.model(key), data=lambda: self.datasets(key),
+                              train=replace(self.cfg.train_config, seed=key.seed), seed=key.seed,
+                              identity={"features": feats, "pca": "unit mean variance"})
 
     def base(self, *, stream: str = "rgb", seed: int, **change: Any) -> RunKey:
         """The key of the base model (the config's d_m = h, L and T) with `change` applied."""
@@ -382,27 +351,20 @@ class Runs:
         key = RunKey(stream=stream, T=c.T, d_m=c.d_m, hidden=c.d_m, layers=c.layers, residual=True, seed=seed)
         return replace(key, **change)
 
-    def accuracy(self, key: RunKey) -> dict[str, float]:
+    def row(self, key: RunKey) -> dict[str, Any]:
+        """Test top-1 and top-5 accuracy (%) of one run, and its training time."""
         r = self.get(key)
-        return {"accuracy": 100 * r.video["top1"], "top5": 100 * r.video["top5"]}
+        return {"seed": key.seed, "accuracy": 100 * r.video["top1"], "top5": 100 * r.video["top5"],
+                "condition": key.condition, "seconds": self.cache.seconds.get(key, math.nan)}
 
 
-def _seeds(seeds: int | Sequence[int]) -> list[int]:
-    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+def _sweep(runs: Runs, keys: list[tuple[dict[str, Any], RunKey]]) -> pd.DataFrame:
+    return pd.DataFrame([{**cols, **runs.row(key)} for cols, key in keys])
 
 
-def _sweep(runs: Runs, keys: list[tuple[dict[str, Any], RunKey]], desc: str, progress: bool) -> pd.DataFrame:
-    from tqdm.auto import tqdm
+# --------------------------------------------------------------------------- Figs. 3a-c, Tables 1-2
 
-    rows = []
-    for cols, key in tqdm(keys, desc=desc, disable=not progress, leave=False):
-        rows.append({**cols, "seed": key.seed, **runs.accuracy(key), "seconds": runs.seconds.get(key, 0.0)})
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- the experiments
-
-def hidden_sweep(runs: Runs, *, seeds: int | Sequence[int] = 3, progress: bool = False) -> pd.DataFrame:
+def run_fig3a(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Fig. 3a: accuracy against the hidden size h of a 2-layer LSTM on the RGB stream.
 
     As in the paper, the LSTM reads the full d_f-dimensional features (C3D's 4096 there), so its
@@ -410,26 +372,23 @@ def hidden_sweep(runs: Runs, *, seeds: int | Sequence[int] = 3, progress: bool =
     stacked LSTM (residual off), which lets h range past d_f. Columns: hidden, seed, accuracy, top5.
     """
     c = runs.cfg
-    keys = [({"hidden": h}, RunKey("rgb", c.T, None, h, c.layers, False, s))
-            for s in _seeds(seeds) for h in c.hidden_grid]
-    return _sweep(runs, keys, "Fig. 3a", progress)
+    return _sweep(runs, [({"hidden": h}, RunKey("rgb", c.T, None, h, c.layers, False, s))
+                         for s in seed_list(seeds) for h in c.hidden_grid])
 
 
-def depth_sweep(runs: Runs, *, seeds: int | Sequence[int] = 3, progress: bool = False) -> pd.DataFrame:
+def run_fig3bc(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Fig. 3b-c: depth L in `depth_grid` x residual on/off x d_m in `dm_grid` (h = d_m), RGB stream.
 
     Columns: d_m, layers, residual, seed, accuracy, top5.
     """
     c = runs.cfg
-    keys = [({"d_m": d, "layers": L, "residual": res}, RunKey("rgb", c.T, d, d, L, res, s))
-            for s in _seeds(seeds) for d in c.dm_grid for L in c.depth_grid for res in (True, False)]
-    return _sweep(runs, keys, "Fig. 3b-c", progress)
+    return _sweep(runs, [({"d_m": d, "layers": L, "residual": res}, RunKey("rgb", c.T, d, d, L, res, s))
+                         for s in seed_list(seeds) for d in c.dm_grid for L in c.depth_grid for res in (True, False)])
 
 
-def time_steps(runs: Runs, *, seeds: int | Sequence[int] = 3, progress: bool = False) -> pd.DataFrame:
+def run_table1(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Table 1: the base Res-LSTM (RGB) with T in `T_grid` clips per video. Columns: T, seed, accuracy, top5."""
-    keys = [({"T": T}, runs.base(seed=s, T=T)) for s in _seeds(seeds) for T in runs.cfg.T_grid]
-    return _sweep(runs, keys, "Table 1", progress)
+    return _sweep(runs, [({"T": T}, runs.base(seed=s, T=T)) for s in seed_list(seeds) for T in runs.cfg.T_grid])
 
 
 def late_scores(runs: Runs, *, seed: int, how: str, weights: Sequence[float] | None = None) -> Tensor:
@@ -442,28 +401,27 @@ def late_scores(runs: Runs, *, seed: int, how: str, weights: Sequence[float] | N
     return metrics.fuse([flow.video_scores, rgb.video_scores], how=how, weights=weights, softmax=False)
 
 
-def fusion(runs: Runs, *, seeds: int | Sequence[int] = 3, progress: bool = False) -> pd.DataFrame:
+LATE = {"sum": ("sum", None), "product": ("product", None), "weighted sum": ("sum", TSN_WEIGHTS)}
+
+
+def run_table2(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Table 2: mid fusion (one Res-LSTM on x^c ∘ x^f) and late fusion (one per stream, softmax
     scores combined) with ∘ = sum or product, TSN's weighted late sum, and each stream alone.
 
     Columns: fusion ("mid", "late" or "none"), operation ("sum", "product", "weighted sum", "RGB
-    only", "flow only"), seed, accuracy, top5.
+    only", "flow only"), seed, accuracy, top5, condition.
     """
-    from tqdm.auto import tqdm
-
     rows = []
     y = runs.labels("test")
-    for s in tqdm(_seeds(seeds), desc="Table 2", disable=not progress, leave=False):
+    for s in seed_list(seeds):
         for stream, name in (("rgb", "RGB only"), ("flow", "flow only")):
-            rows.append({"fusion": "none", "operation": name, "seed": s, **runs.accuracy(runs.base(stream=stream, seed=s))})
+            rows.append({"fusion": "none", "operation": name, **runs.row(runs.base(stream=stream, seed=s))})
         for op in ("sum", "product"):
-            rows.append({"fusion": "mid", "operation": op, "seed": s,
-                         **runs.accuracy(runs.base(stream=f"mid-{op}", seed=s))})
-        for op, how, w in (("sum", "sum", None), ("product", "product", None), ("weighted sum", "sum", TSN_WEIGHTS)):
-            scores = late_scores(runs, seed=s, how=how, weights=w)
-            acc = metrics.accuracy(scores, y, topk=(1, 5))
-            rows.append({"fusion": "late", "operation": op, "seed": s,
-                         "accuracy": 100 * acc["top1"], "top5": 100 * acc["top5"]})
+            rows.append({"fusion": "mid", "operation": op, **runs.row(runs.base(stream=f"mid-{op}", seed=s))})
+        for op, (how, w) in LATE.items():
+            acc = metrics.accuracy(late_scores(runs, seed=s, how=how, weights=w), y, topk=(1, 5))
+            rows.append({"fusion": "late", "operation": op, "seed": s, "accuracy": 100 * acc["top1"],
+                         "top5": 100 * acc["top5"], "condition": f"late {op}"})
     return pd.DataFrame(rows)
 
 
@@ -477,7 +435,9 @@ def final_scores(runs: Runs, *, seed: int) -> Tensor:
     return p / p.sum(dim=1, keepdim=True).clamp(min=1e-30)
 
 
-def per_category(runs: Runs, *, seeds: int | Sequence[int] = 3, named: Sequence[str] = ()) -> pd.DataFrame:
+# --------------------------------------------------------------------------- Tables 3-5, Figs. 4-5
+
+def run_table3(runs: Runs, *, seeds: int | Sequence[int] = 5, named: Sequence[str] = ()) -> pd.DataFrame:
     """Table 3: accuracy of the final model over all classes, within each coarse category, and on
     the named classes that exist in our dataset. Columns: group, level ("all", "category" or
     "action type", "class"), seed, accuracy.
@@ -485,7 +445,7 @@ def per_category(runs: Runs, *, seeds: int | Sequence[int] = 3, named: Sequence[
     feats = runs.feats
     y = runs.labels("test")
     rows = []
-    for s in _seeds(seeds):
+    for s in seed_list(seeds):
         pred = final_scores(runs, seed=s).argmax(1)
         rows.append({"group": "all classes", "level": "all", "seed": s,
                      "accuracy": 100 * float((pred == y).float().mean())})
@@ -501,7 +461,107 @@ def per_category(runs: Runs, *, seeds: int | Sequence[int] = 3, named: Sequence[
     return pd.DataFrame(rows, columns=["group", "level", "seed", "accuracy"])
 
 
-def comparison(table: pd.DataFrame, ours: pd.DataFrame, *, label: str, column: str) -> pd.DataFrame:
+def run_tables45(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
+    """Top-1 accuracy of the final model (late product fusion) per seed: columns method, seed, accuracy."""
+    y = runs.labels("test")
+    return pd.DataFrame([{"method": "Res-LSTM (late ⊙, this book)", "seed": s,
+                          "accuracy": 100 * metrics.topk_accuracy(final_scores(runs, seed=s), y, k=1)}
+                         for s in seed_list(seeds)])
+
+
+def run_fig4(runs: Runs, *, seed: int, right: int = 4, wrong: int = 4) -> pd.DataFrame:
+    """Fig. 4's videos: the most confidently right and wrong test videos of the final model, top-5
+    each (`plots.topk_examples`); draw with `plots.topk_panel(ex, frames=middle_frames(runs, ex))`."""
+    return plots.topk_examples(final_scores(runs, seed=seed), runs.labels("test"), classes=runs.classes,
+                               video_ids=runs.video_ids, right=right, wrong=wrong)
+
+
+def middle_frames(runs: Runs, examples: pd.DataFrame) -> dict[int, Any]:
+    """The middle frame of each video of `examples` (for `plots.topk_panel`)."""
+    from actionbook.data.video import probe, read_video
+
+    paths = runs.feats.test_paths
+    return {v: read_video(paths[v], frames=[probe(paths[v]).num_frames // 2])[0].numpy()
+            for v in dict.fromkeys(examples["video"])}
+
+
+def confusion(runs: Runs, *, seed: int) -> tuple[pd.DataFrame, list[tuple[str, int, int]]]:
+    """Fig. 5: the final model's confusion matrix (%), classes grouped by category (`plots.confusion`)."""
+    return plots.confusion(final_scores(runs, seed=seed), runs.labels("test"), classes=runs.classes,
+                           categories=runs.feats.categories)
+
+
+# --------------------------------------------------------------------------- tables beside the paper's
+
+def labels(cfg: Config) -> dict[str, str]:
+    """Column labels: whose number it is and on what data."""
+    return {"ours": f"ours: {cfg.dataset_label} ({cfg.mode} mode)",
+            "paper_c3d": "paper: {} split 1 (C3D)", "paper_final": "paper: {} split 1 (TSN features)"}
+
+
+def _ours(ours: pd.DataFrame, by: list[str], label: str) -> pd.DataFrame:
+    s = results.summarize_seeds(ours, by=by, value="accuracy")
+    s[label] = [f"{m:.1f} ± {sd:.1f} (n={n})" if n > 1 else f"{m:.1f}" for m, sd, n in zip(s["mean"], s["std"], s["n"])]
+    return s[by + [label]]
+
+
+def fig3_vs_paper(ours: pd.DataFrame, *, by: list[str], paper_says: str, cfg: Config) -> pd.DataFrame:
+    """Fig. 3's sweeps as a table: our mean ± std per setting, beside what the paper's plot shows
+    (the paper prints no values for Fig. 3)."""
+    out = _ours(ours, by, labels(cfg)["ours"])
+    out["paper (Fig. 3, no values printed)"] = paper_says
+    return out
+
+
+def table1_vs_paper(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 1 with the paper's two rows (HMDB-51, UCF-101) beside ours. Our T grid is matched to
+    the paper's by position (ci scales it to the ci videos' clip counts)."""
+    paper = results.paper_table(CHAPTER, "table1")
+    paper_T = sorted(paper["T"].unique())
+    mapping = dict(zip(cfg.T_grid, paper_T))
+    o = ours.assign(**{"paper's T": ours["T"].map(mapping)})
+    lab = labels(cfg)
+    out = results.paper_vs_ours(o, paper[paper["dataset"] == cfg.paper_dataset].rename(columns={"T": "paper's T"}),
+                                on=["paper's T"], value="accuracy",
+                                paper_label=lab["paper_c3d"].format(cfg.paper_dataset), ours_label=lab["ours"])
+    other = "HMDB-51" if cfg.paper_dataset == "UCF-101" else "UCF-101"
+    p_other = paper[paper["dataset"] == other].set_index("T")["paper"]
+    out.insert(2, lab["paper_c3d"].format(other), [f"{p_other[t]:.1f}" for t in out["paper's T"]])
+    out.insert(1, "our T", [{v: k for k, v in mapping.items()}[t] for t in out["paper's T"]])
+    return out
+
+
+def table2_vs_paper(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 2 (the paper's: HMDB-51, C3D features) beside ours; the one-stream rows are ours only."""
+    paper = results.paper_table(CHAPTER, "table2")
+    lab = labels(cfg)
+    return results.paper_vs_ours(ours, paper, on=["fusion", "operation"], value="accuracy",
+                                 paper_label=lab["paper_c3d"].format("HMDB-51"), ours_label=lab["ours"])
+
+
+def table3_vs_paper(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 3: the paper's Res-LSTM and L2STM numbers per UCF-101 action type and named class,
+    beside our final model's accuracy per category (ours: the benchmark's categories in ci)."""
+    paper = results.paper_table(CHAPTER, "table3")
+    res = paper[paper["method"] == "Res-LSTM"][["group", "level", "paper"]]
+    l2 = paper[paper["method"] == "L2STM"].set_index("group")["paper"]
+    lab = labels(cfg)
+    out = results.paper_vs_ours(ours, res, on=["group", "level"], value="accuracy",
+                                paper_label=lab["paper_final"].format("UCF-101") + ", Res-LSTM", ours_label=lab["ours"])
+    out.insert(3, "paper: L2STM (as quoted)", [f"{l2[g]:.1f}" if g in l2.index else "—" for g in out["group"]])
+    return out
+
+
+def tables45_vs_paper(final: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tables 4 and 5 as the paper prints them, with our final model's row added."""
+    column = cfg.paper_dataset if cfg.dataset not in ("ci", "full") else "generated benchmark"
+    label = f"{labels(cfg)['ours']}, {B.spec(cfg.backbone).name if cfg.mode == 'full' else 'ci 3D CNN'} features"
+    t4 = _comparison(results.paper_table(CHAPTER, "table4"), final, label=label, column=column)
+    t5 = _comparison(results.paper_table(CHAPTER, "table5"), final, label=label, column=column)
+    return t4, t5
+
+
+def _comparison(table: pd.DataFrame, ours: pd.DataFrame, *, label: str, column: str) -> pd.DataFrame:
     """Tables 4-5 as the paper prints them (methods x datasets), with our rows appended.
 
     `table` is the paper's long table (method, dataset, paper); `ours` has a `method` and an
@@ -521,168 +581,81 @@ def comparison(table: pd.DataFrame, ours: pd.DataFrame, *, label: str, column: s
     return out.fillna("—").rename_axis("method").reset_index()
 
 
-# --------------------------------------------------------------------------- Figs. 4 and 5
-
-def top5_examples(scores: Tensor, targets: Tensor, *, right: int = 4, wrong: int = 4) -> pd.DataFrame:
-    """Fig. 4's videos: the `right` most confidently right and the `wrong` most confidently wrong
-    test videos, each with its top-5 classes and scores. Columns: video (row of scores), kind
-    ("right"/"wrong"), rank (1-5), cls (class index), score, target."""
-    conf, pred = scores.max(1)
-    ok = pred == targets
-    rows = []
-    for kind, mask, n in (("right", ok, right), ("wrong", ~ok, wrong)):
-        idx = torch.nonzero(mask).flatten()
-        idx = idx[conf[idx].argsort(descending=True, stable=True)][:n]
-        for v in idx.tolist():
-            top = scores[v].topk(min(5, scores.shape[1]))
-            for r, (sc, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), start=1):
-                rows.append({"video": v, "kind": kind, "rank": r, "cls": c, "score": sc, "target": int(targets[v])})
-    return pd.DataFrame(rows)
+# --------------------------------------------------------------------------- the claims
 
 
-def plot_top5(examples: pd.DataFrame, *, classes: Sequence[str], paths: Sequence[Path], cols: int = 4):
-    """Fig. 4: a frame of each video above its top-5 scores. Blue: the true class; green: a right
-    top-1 prediction; red: a wrong prediction (the paper's key)."""
-    import matplotlib.pyplot as plt
-
-    from actionbook.data.video import probe, read_video
-
-    videos = list(dict.fromkeys(examples["video"]))
-    rows = max(1, math.ceil(len(videos) / cols))
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(3.0 * cols, 4.2 * rows),
-                             gridspec_kw={"height_ratios": [1.2, 1] * rows}, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, v in enumerate(videos):
-        r, c = divmod(i, cols)
-        ex = examples[examples["video"] == v].sort_values("rank")
-        target, kind = int(ex["target"].iloc[0]), ex["kind"].iloc[0]
-        n = probe(paths[v]).num_frames
-        frame = read_video(paths[v], frames=[n // 2])[0].numpy()  # (H, W, 3)
-        top, bar = axes[2 * r, c], axes[2 * r + 1, c]
-        top.imshow(frame)
-        top.set_title(f"{classes[target]} ({kind})", fontsize=9)
-        colors = ["tab:blue" if k == target and j > 0 else "tab:green" if k == target else
-                  "tab:red" if j == 0 else "tab:gray" for j, k in enumerate(ex["cls"])]
-        bar.axis("on")
-        bar.barh(range(len(ex)), ex["score"], color=colors)
-        bar.set_yticks(range(len(ex)), [classes[k] for k in ex["cls"]], fontsize=8)
-        bar.invert_yaxis()
-        bar.set_xlim(0, 1)
-        bar.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    return fig
+def _keys(cfg: Config) -> dict[str, RunKey]:
+    """The runs the claims compare (seed 0; the audit replaces it by each seed)."""
+    base = RunKey("rgb", cfg.T, cfg.d_m, cfg.d_m, cfg.layers, True, 0)
+    deep = max(cfg.depth_grid)
+    plain_h = lambda h: RunKey("rgb", cfg.T, None, h, cfg.layers, False, 0)  # noqa: E731 - Fig. 3a's runs
+    return {"base": base, "plain": replace(base, residual=False), "deep": replace(base, layers=deep),
+            "plain deep": replace(base, layers=deep, residual=False), "h small": plain_h(cfg.hidden_grid[0]),
+            "h knee": plain_h(cfg.hidden_knee), "h large": plain_h(cfg.hidden_grid[-1]),
+            "T small": replace(base, T=cfg.T_grid[0]), "T third": replace(base, T=cfg.T_grid[2]),
+            "mid sum": replace(base, stream="mid-sum"), "mid product": replace(base, stream="mid-product"),
+            "flow": replace(base, stream="flow")}
 
 
-def confusion(scores: Tensor, targets: Tensor, *, categories: Sequence[str] | None) -> tuple[Tensor, list[int]]:
-    """Fig. 5: the row-normalised confusion matrix with the classes grouped by coarse category
-    (`metrics.category_order`; the original order when there are no categories)."""
-    C = scores.shape[1]
-    cm = metrics.confusion_matrix(scores.argmax(1), targets, num_classes=C, normalize=True)
-    order = metrics.category_order(categories) if categories is not None else list(range(C))
-    return metrics.reorder_matrix(cm, order), order
+def claims(cfg: Config) -> list[Claim]:
+    """The paper's claims as contrasts between two conditions, each with the paper's own effect
+    where its tables print one (points of accuracy, computed from `actionbook/paper/`)."""
+    from actionbook.audit import Claim
 
-
-def plot_confusion(cm: Tensor, order: Sequence[int], *, classes: Sequence[str],
-                   categories: Sequence[str] | None, title: str = ""):
-    """Draw `confusion`'s matrix with a line and a label around each category's block."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    C = len(order)
-    size = min(12.0, 2.5 + 0.22 * C)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
-    names = [classes[i] for i in order] if C <= 60 else False
-    sns.heatmap(cm.numpy(), ax=ax, cmap="Blues", vmin=0, vmax=1, square=True, xticklabels=names,
-                yticklabels=names, cbar_kws={"label": "fraction of the true class's videos", "shrink": 0.7})
-    if categories is not None:
-        for name, a, b in metrics.category_blocks(categories, order):
-            ax.add_patch(plt.Rectangle((a, a), b - a, b - a, fill=False, lw=1.5, ec="tab:red"))
-            ax.text((a + b) / 2, -0.4, name, ha="center", va="bottom", fontsize=8, color="tab:red")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    if title:
-        ax.set_title(title, pad=18 if categories is not None else 6)
-    fig.tight_layout()
-    return fig
-
-
-# --------------------------------------------------------------------------- the claims audit
-
-def _cell(df: pd.DataFrame, **where: Any) -> pd.Series:
-    """Accuracy per seed of the rows matching `where` (averaged over the other columns)."""
-    m = np.ones(len(df), dtype=bool)
-    for k, v in where.items():
-        m &= (df[k] == v).to_numpy()
-    if not m.any():
-        raise KeyError(f"no rows with {where}")
-    return df[m].groupby("seed")["accuracy"].mean()
-
-
-def paper_effects() -> dict[str, str]:
-    """The paper's own effect for each audited claim, computed from its tables (points)."""
+    k = {name: key.condition for name, key in _keys(cfg).items()}
     t1 = results.paper_table(CHAPTER, "table1").set_index(["dataset", "T"])["paper"]
     t2 = results.paper_table(CHAPTER, "table2").set_index(["fusion", "operation"])["paper"]
-    d = lambda a, b: f"{a - b:+.1f}"  # noqa: E731
-    return {
-        "R1": "residual above plain at every d_m and depth (Fig. 3b-c, no values)",
-        "R2": "2 layers best (Fig. 3b-c, no values)",
-        "R3": "rises up to h = 1024 (Fig. 3a, no values)",
-        "R3b": "stagnates beyond h = 1024 (Fig. 3a, no values)",
-        "R4": (f"HMDB-51 {d(t1['HMDB-51', 25], t1['HMDB-51', 5])}, "
-               f"UCF-101 {d(t1['UCF-101', 25], t1['UCF-101', 5])} (T = 25 vs 5)"),
-        "R5 (sum)": f"HMDB-51 {d(t2['late', 'sum'], t2['mid', 'sum'])}",
-        "R5 (product)": f"HMDB-51 {d(t2['late', 'product'], t2['mid', 'product'])}",
-        "R6 (vs sum)": f"HMDB-51 {d(t2['late', 'product'], t2['late', 'sum'])}",
-        "R6 (vs weighted)": f"HMDB-51 {d(t2['late', 'product'], t2['late', 'weighted sum'])}",
-        "R11": "two streams above one (Sec. 5; no one-stream number printed)",
-    }
-
-
-def claims_audit(*, hidden: pd.DataFrame, depth: pd.DataFrame, steps: pd.DataFrame, fused: pd.DataFrame,
-                 cfg: Config) -> pd.DataFrame:
-    """One row per audited claim: the comparison, the effect per seed (points of accuracy,
-    positive = the paper's direction), its mean ± std over seeds, the verdict, the paper's effect.
-    """
-    hs, Ts = cfg.hidden_grid, cfg.T_grid
-    knee = cfg.hidden_knee
-    deep = [L for L in cfg.depth_grid if L != 2]
-    res_depth = depth[depth["residual"]]
-    res2 = _cell(depth, residual=True, layers=2)
-    late_p = _cell(fused, fusion="late", operation="product")
-    single = pd.concat([_cell(fused, operation="RGB only"), _cell(fused, operation="flow only")], axis=1).max(axis=1)
-    claims = [
-        ("R1", "residual beats plain (mean over d_m and depth)",
-         _cell(depth, residual=True) - _cell(depth, residual=False), "positive"),
-        ("R1", f"residual beats plain at depth {max(cfg.depth_grid)}",
-         _cell(depth, residual=True, layers=max(cfg.depth_grid)) - _cell(depth, residual=False,
-                                                                        layers=max(cfg.depth_grid)), "positive"),
-        ("R2", f"2 residual layers beat {' and '.join(map(str, deep))} (mean)",
-         res2 - sum(_cell(res_depth, layers=L) for L in deep) / len(deep), "positive"),
-        ("R3", f"h = {knee} beats h = {hs[0]}", _cell(hidden, hidden=knee) - _cell(hidden, hidden=hs[0]), "positive"),
-        ("R3b", f"h = {hs[-1]} gains nothing over h = {knee}",
-         _cell(hidden, hidden=hs[-1]) - _cell(hidden, hidden=knee), "no gain"),
-        ("R4", f"T = {Ts[2]} beats T = {Ts[0]}", _cell(steps, T=Ts[2]) - _cell(steps, T=Ts[0]), "positive"),
-        ("R5 (sum)", "late sum beats mid sum",
-         _cell(fused, fusion="late", operation="sum") - _cell(fused, fusion="mid", operation="sum"), "positive"),
-        ("R5 (product)", "late product beats mid product",
-         late_p - _cell(fused, fusion="mid", operation="product"), "positive"),
-        ("R6 (vs sum)", "late product beats late sum", late_p - _cell(fused, fusion="late", operation="sum"),
-         "positive"),
-        ("R6 (vs weighted)", "late product beats TSN's weighted sum",
-         late_p - _cell(fused, fusion="late", operation="weighted sum"), "positive"),
-        ("R11", "late product beats the better single stream", late_p - single, "positive"),
+    late_p = "late product"
+    fig3 = "Fig. 3b-c (no values printed)"
+    deep, knee, hs, Ts = max(cfg.depth_grid), cfg.hidden_knee, cfg.hidden_grid, cfg.T_grid
+    return [
+        Claim("R1a", f"residual beats plain at {cfg.layers} layers (d_m = {cfg.d_m})", k["base"], k["plain"],
+              paper_source=fig3),
+        Claim("R1b", f"residual beats plain at {deep} layers (d_m = {cfg.d_m})", k["deep"], k["plain deep"],
+              paper_source=fig3),
+        Claim("R2", f"{cfg.layers} residual layers beat {deep}", k["base"], k["deep"], paper_source=fig3),
+        Claim("R3", f"h = {knee} beats h = {hs[0]} (plain 2-layer LSTM)", k["h knee"], k["h small"],
+              paper_source="Fig. 3a (no values printed)"),
+        Claim("R3b", f"h = {hs[-1]} gains nothing over h = {knee}", k["h large"], k["h knee"], expect="no_gain",
+              paper_source="Fig. 3a (no values printed)"),
+        Claim("R4", f"T = {Ts[2]} beats T = {Ts[0]}", k["T third"], k["T small"],
+              paper_effect=paper_diff(t1[cfg.paper_dataset, 25], t1[cfg.paper_dataset, 5]),
+              paper_source=f"Table 1, {cfg.paper_dataset}, T = 25 vs 5"),
+        Claim("R5s", "late sum beats mid sum", "late sum", k["mid sum"],
+              paper_effect=paper_diff(t2["late", "sum"], t2["mid", "sum"]), paper_source="Table 2, HMDB-51"),
+        Claim("R5p", "late product beats mid product", late_p, k["mid product"],
+              paper_effect=paper_diff(t2["late", "product"], t2["mid", "product"]), paper_source="Table 2, HMDB-51"),
+        Claim("R6s", "late product beats late sum", late_p, "late sum",
+              paper_effect=paper_diff(t2["late", "product"], t2["late", "sum"]), paper_source="Table 2, HMDB-51"),
+        Claim("R6w", "late product beats TSN's weighted sum (1.5 flow : 1 RGB)", late_p, "late weighted sum",
+              paper_effect=paper_diff(t2["late", "product"], t2["late", "weighted sum"]), paper_source="Table 2, HMDB-51"),
+        Claim("R11a", "two streams (late product) beat RGB alone", late_p, k["base"],
+              paper_source="Sec. 5 (no one-stream number printed)"),
+        Claim("R11b", "two streams (late product) beat flow alone", late_p, k["flow"],
+              paper_source="Sec. 5 (no one-stream number printed)"),
     ]
-    paper = paper_effects()
-    rows = []
-    for cid, what, eff, expect in claims:
-        e = eff.dropna()
-        rows.append({"claim": cid, "comparison": what, "seeds": len(e),
-                     "effect (points)": f"{e.mean():+.1f} ± {e.std() if len(e) > 1 else 0.0:.1f}",
-                     "mean": e.mean(), "std": e.std() if len(e) > 1 else 0.0,
-                     "verdict": verdict(e.tolist(), expect=expect),
-                     "per seed": ", ".join(f"{v:+.1f}" for v in e), "paper": paper[cid]})
-    return pd.DataFrame(rows)
+
+
+def conditions(runs: Runs) -> dict[str, Callable[[int], Tensor]]:
+    """Every condition the claims name -> its test scores (V, C) for a seed."""
+    out: dict[str, Callable[[int], Tensor]] = {
+        f"late {op}": (lambda s, how=how, w=w: late_scores(runs, seed=s, how=how, weights=w))
+        for op, (how, w) in LATE.items()}
+    for key in _keys(runs.cfg).values():
+        out[key.condition] = lambda s, key=key: runs.get(replace(key, seed=s)).video_scores
+    return out
+
+
+def outcomes(runs: Runs, *, seeds: int | Sequence[int] = 5, claimed: Sequence[Claim] | None = None) -> pd.DataFrame:
+    """One row per (condition, seed, test video) for every condition the claims compare: the audit's input."""
+    return chapter.claim_outcomes(claimed or claims(runs.cfg), conditions(runs), runs.labels("test"), seeds=seeds,
+                                  video_ids=runs.video_ids, categories=runs.feats.categories)
+
+
+def run_claims(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
+    """The audit of the paper's claims over `seeds` (`actionbook.audit`), saved as claims.csv."""
+    return chapter.claims_table(claims(runs.cfg), outcomes(runs, seeds=seeds), mode=runs.cfg.mode,
+                                chapter=CHAPTER, config=runs.cfg, seeds=seed_list(seeds))
 
 
 # --------------------------------------------------------------------------- the method notebook
@@ -783,81 +756,3 @@ def gradient_at_input(*, size: int, depths: Sequence[int], T: int, num_classes: 
                 rows.append({"layers": L, "residual": residual, "seed": s,
                              "grad_norm": float(grad.flatten(1).norm(dim=1).mean())})
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- tables for the book
-
-def labels(cfg: Config) -> dict[str, str]:
-    """Column labels: whose number it is and on what data."""
-    return {"ours": f"ours: {cfg.dataset_label} ({cfg.mode} mode)",
-            "paper_c3d": "paper: {} split 1 (C3D)", "paper_final": "paper: {} split 1 (TSN features)"}
-
-
-def _ours(ours: pd.DataFrame, by: list[str], label: str) -> pd.DataFrame:
-    s = results.summarize_seeds(ours, by=by, value="accuracy")
-    s[label] = [f"{m:.1f} ± {sd:.1f} (n={n})" if n > 1 else f"{m:.1f}" for m, sd, n in zip(s["mean"], s["std"], s["n"])]
-    return s[by + [label]]
-
-
-def figure3_table(ours: pd.DataFrame, *, by: list[str], paper_says: str, cfg: Config) -> pd.DataFrame:
-    """Fig. 3's sweeps as a table: our mean ± std per setting, beside what the paper's plot shows
-    (the paper prints no values for Fig. 3)."""
-    out = _ours(ours, by, labels(cfg)["ours"])
-    out["paper (Fig. 3, no values printed)"] = paper_says
-    return out
-
-
-def table1(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """Table 1 with the paper's two rows (HMDB-51, UCF-101) beside ours. Our T grid is matched to
-    the paper's by position (ci scales it to the ci videos' clip counts)."""
-    paper = results.paper_table(CHAPTER, "table1")
-    paper_T = sorted(paper["T"].unique())
-    mapping = dict(zip(cfg.T_grid, paper_T))
-    o = ours.assign(**{"paper's T": ours["T"].map(mapping)})
-    lab = labels(cfg)
-    out = results.paper_vs_ours(o, paper[paper["dataset"] == cfg.paper_dataset].rename(columns={"T": "paper's T"}),
-                                on=["paper's T"], value="accuracy",
-                                paper_label=lab["paper_c3d"].format(cfg.paper_dataset), ours_label=lab["ours"])
-    other = "HMDB-51" if cfg.paper_dataset == "UCF-101" else "UCF-101"
-    p_other = paper[paper["dataset"] == other].set_index("T")["paper"]
-    out.insert(2, lab["paper_c3d"].format(other), [f"{p_other[t]:.1f}" for t in out["paper's T"]])
-    out.insert(1, "our T", [{v: k for k, v in mapping.items()}[t] for t in out["paper's T"]])
-    return out
-
-
-def table2(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """Table 2 (the paper's: HMDB-51, C3D features) beside ours; the one-stream rows are ours only."""
-    paper = results.paper_table(CHAPTER, "table2")
-    lab = labels(cfg)
-    return results.paper_vs_ours(ours, paper, on=["fusion", "operation"], value="accuracy",
-                                 paper_label=lab["paper_c3d"].format("HMDB-51"), ours_label=lab["ours"])
-
-
-def table3(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """Table 3: the paper's Res-LSTM and L2STM numbers per UCF-101 action type and named class,
-    beside our final model's accuracy per category (ours: the benchmark's categories in ci)."""
-    paper = results.paper_table(CHAPTER, "table3")
-    res = paper[paper["method"] == "Res-LSTM"][["group", "level", "paper"]]
-    l2 = paper[paper["method"] == "L2STM"].set_index("group")["paper"]
-    lab = labels(cfg)
-    out = results.paper_vs_ours(ours, res, on=["group", "level"], value="accuracy",
-                                paper_label=lab["paper_final"].format("UCF-101") + ", Res-LSTM", ours_label=lab["ours"])
-    out.insert(3, "paper: L2STM (as quoted)", [f"{l2[g]:.1f}" if g in l2.index else "—" for g in out["group"]])
-    return out
-
-
-def final_accuracy(runs: Runs, *, seeds: int | Sequence[int] = 3) -> pd.DataFrame:
-    """Top-1 accuracy of the final model (late product fusion) per seed: columns seed, accuracy."""
-    y = runs.labels("test")
-    return pd.DataFrame([{"seed": s, "accuracy": 100 * metrics.topk_accuracy(final_scores(runs, seed=s), y, k=1)}
-                         for s in _seeds(seeds)])
-
-
-def tables45(final: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tables 4 and 5 as the paper prints them, with our final model's row added."""
-    column = cfg.paper_dataset if cfg.dataset not in ("ci", "full") else "generated benchmark"
-    label = f"{labels(cfg)['ours']}, {B.spec(cfg.backbone).name if cfg.mode == 'full' else 'ci 3D CNN'} features"
-    ours = final.assign(method="Res-LSTM (late ⊙, this book)")
-    t4 = comparison(results.paper_table(CHAPTER, "table4"), ours, label=label, column=column)
-    t5 = comparison(results.paper_table(CHAPTER, "table5"), ours, label=label, column=column)
-    return t4, t5

@@ -20,7 +20,9 @@ MRRN trains three RRNs independently (low, mid, high level) and fuses their soft
 
     P_final = 0.7 P_H + 0.2 P_M + 0.1 P_L         (Eq. 10)
 
-`level_fusion` does Eq. 10 with `actionbook.metrics.fuse`; the weights are a parameter.
+`level_fusion` does Eq. 10 with `actionbook.metrics.fuse`; the weights are a parameter. The
+levels are independent models, so there is no MRRN module: the chapter trains three RRNs
+(`actionbook.experiments.mrrn`) and fuses their video scores with `level_fusion`.
 """
 
 from __future__ import annotations
@@ -88,65 +90,18 @@ def temporal_pool(scores: Tensor, *, how: str) -> Tensor:
     raise ValueError(f"temporal pooling must be one of {POOLINGS}, got {how!r}")
 
 
-def level_fusion(logits: Sequence[Tensor], *, weights: Sequence[float]) -> Tensor:
-    """Eq. 10: the weighted sum of the levels' softmax scores, Σ_k w_k softmax(logits_k).
+def level_fusion(scores: Sequence[Tensor], *, weights: Sequence[float], softmax: bool = True) -> Tensor:
+    """Eq. 10: P_final = Σ_k w_k P_k, the weighted sum of the levels' class probabilities.
 
-    logits: one (N, P) tensor per level; weights: one number per level, in the same order.
-    Returns (N, P) probabilities-like scores (detached, on the CPU: an evaluation step).
+    scores:  one (N, P) tensor per level, in the order of `weights` (low, mid, high: 0.1, 0.2,
+             0.7 in the paper); logits with `softmax=True`, or probabilities already (e.g. the
+             clip softmax scores averaged per video by `engine.evaluate`) with `softmax=False`.
+    Returns (N, P) scores (detached, on the CPU: an evaluation step).
+
+    MRRN's three levels are trained independently ("three independent models"), so the
+    chapter trains three RRNs and fuses their test scores with this function.
     """
-    return fuse(list(logits), how="sum", weights=list(weights), softmax=True)
-
-
-@dataclass
-class MRRNConfig:
-    """Three RRNs on ResNet-34 layer2 / layer3 / layer4 features, fused by Eq. 10.
-
-    Every per-level tuple is ordered (low, mid, high). The paper's weights are
-    a = 0.7 for high, b = 0.2 for mid, c = 0.1 for low.
-    """
-
-    num_classes: int
-    input_sizes: tuple[int, ...] = (128, 256, 512)
-    level_weights: tuple[float, ...] = (0.1, 0.2, 0.7)
-    hidden_size: int = 1024
-    num_layers: int = 3
-    pooling: str = "mean"
-    dropout: float = 0.5
-
-    def __post_init__(self) -> None:
-        if len(self.level_weights) != len(self.input_sizes):
-            raise ValueError(f"MRRNConfig has {len(self.input_sizes)} levels (input_sizes) but "
-                             f"{len(self.level_weights)} level_weights; give one weight per level")
-
-
-class MRRN(nn.Module):
-    """Multi-level RRN: one RRN per feature level; `fused_scores` applies Eq. 10.
-
-    forward(features) takes one (B, T, input_sizes[k]) tensor per level and returns the list
-    of per-level logits (B, P), so that each level trains on its own loss, as in the paper
-    ("three independent models").
-    """
-
-    def __init__(self, config: MRRNConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.levels = nn.ModuleList(
-            RRN(RRNConfig(input_size=size, num_classes=config.num_classes,
-                          hidden_size=config.hidden_size, num_layers=config.num_layers,
-                          pooling=config.pooling, dropout=config.dropout))
-            for size in config.input_sizes
-        )
-
-    def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
-        if len(features) != len(self.levels):
-            raise ValueError(f"MRRN has {len(self.levels)} levels but got {len(features)} feature "
-                             "tensors; pass one (B, T, C) tensor per level, low to high")
-        return [rrn(x) for rrn, x in zip(self.levels, features)]  # each (B, P)
-
-    @torch.no_grad()
-    def fused_scores(self, features: Sequence[Tensor]) -> Tensor:
-        """P_final of Eq. 10 for a batch: (B, P)."""
-        return level_fusion(self(features), weights=self.config.level_weights)
+    return fuse(list(scores), how="sum", weights=list(weights), softmax=softmax)
 
 
 def rrn(*, input_size: int, num_classes: int, hidden_size: int = 1024, num_layers: int = 3,
@@ -157,12 +112,3 @@ def rrn(*, input_size: int, num_classes: int, hidden_size: int = 1024, num_layer
     """
     return RRN(RRNConfig(input_size=input_size, num_classes=num_classes, hidden_size=hidden_size,
                          num_layers=num_layers, pooling=pooling, dropout=dropout))
-
-
-def mrrn(*, num_classes: int, input_sizes: tuple[int, ...] = (128, 256, 512),
-         level_weights: tuple[float, ...] = (0.1, 0.2, 0.7), hidden_size: int = 1024,
-         num_layers: int = 3, pooling: str = "mean", dropout: float = 0.5) -> MRRN:
-    """MRRN (Zheng et al., paper 001): low/mid/high RRNs fused 0.1 / 0.2 / 0.7 (Eq. 10)."""
-    return MRRN(MRRNConfig(num_classes=num_classes, input_sizes=input_sizes,
-                           level_weights=level_weights, hidden_size=hidden_size,
-                           num_layers=num_layers, pooling=pooling, dropout=dropout))

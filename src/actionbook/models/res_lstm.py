@@ -24,8 +24,9 @@ num_layers=L), classified from its last output. The paper names no dropout; `dro
 
 Two streams (Sec. 3.2, Fig. 2): *mid fusion* combines the RGB and flow features element-wise
 (sum ⊕ or product ⊙) before one Res-LSTM (`MidFusionResLSTM`); *late fusion* trains one
-Res-LSTM per stream (`TwoStreamResLSTM` returns both logits) and combines their softmax
-scores with `actionbook.metrics.fuse` (sum, product, or TSN's weighted 1.5 flow : 1 RGB).
+`ResLSTM` per stream, independently, and combines their softmax scores with
+`actionbook.metrics.fuse` (sum, product, or TSN's weighted 1.5 flow : 1 RGB); the chapter
+(`actionbook.experiments.res_lstm.late_scores`) does that on the two streams' test scores.
 """
 
 from __future__ import annotations
@@ -119,26 +120,6 @@ class MidFusionResLSTM(nn.Module):
         return self.net(_fuse_features(rgb, flow, self.fusion))  # (B, T, D) -> (B, P)
 
 
-class TwoStreamResLSTM(nn.Module):
-    """Late fusion (Sec. 3.2, Fig. 2b): one Res-LSTM per stream; returns both streams' logits.
-
-    rgb (B, T, D_c), flow (B, T, D_f) -> (rgb_logits, flow_logits), each (B, num_classes).
-    Combine their softmax scores with `actionbook.metrics.fuse` (how="product" is the paper's
-    best; how="sum" with weights=(1.5, 1) for (flow, RGB) is TSN's weighting).
-    """
-
-    def __init__(self, rgb: ResLSTMConfig, flow: ResLSTMConfig) -> None:
-        super().__init__()
-        if rgb.num_classes != flow.num_classes:
-            raise ValueError(f"the two streams must predict the same classes, got "
-                             f"{rgb.num_classes} (RGB) and {flow.num_classes} (flow)")
-        self.rgb = ResLSTM(rgb)
-        self.flow = ResLSTM(flow)
-
-    def forward(self, rgb: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
-        return self.rgb(rgb), self.flow(flow)  # (B, P), (B, P)
-
-
 def res_lstm(*, input_size: int, num_classes: int, hidden_size: int = 1024, num_layers: int = 2,
              residual: bool = True, dropout: float = 0.0) -> ResLSTM:
     """Res-LSTM (Lakhal et al., paper 000, Eq. 1–2): L residual LSTM layers, scores from m_T^L.
@@ -158,17 +139,3 @@ def mid_fusion_res_lstm(*, input_size: int, num_classes: int, fusion: str = "sum
     return MidFusionResLSTM(ResLSTMConfig(input_size=input_size, num_classes=num_classes,
                                           hidden_size=hidden_size, num_layers=num_layers,
                                           residual=residual, dropout=dropout), fusion=fusion)
-
-
-def two_stream_res_lstm(*, input_size: int, num_classes: int, flow_input_size: int | None = None,
-                        hidden_size: int = 1024, num_layers: int = 2, residual: bool = True,
-                        dropout: float = 0.0) -> TwoStreamResLSTM:
-    """Two Res-LSTMs, RGB and flow, for late fusion (paper 000, Sec. 3.2, Table 2 "Late fusion").
-
-    `flow_input_size` defaults to `input_size`. Fuse the two outputs with
-    `actionbook.metrics.fuse`.
-    """
-    def config(size: int) -> ResLSTMConfig:
-        return ResLSTMConfig(input_size=size, num_classes=num_classes, hidden_size=hidden_size,
-                             num_layers=num_layers, residual=residual, dropout=dropout)
-    return TwoStreamResLSTM(config(input_size), config(flow_input_size or input_size))

@@ -1,0 +1,315 @@
+"""What every chapter does, once: its dataset, preflight, seeds, runs, outcomes and claims.
+
+A chapter module (`experiments/res_lstm.py`, `experiments/mrrn.py`, ...) composes these
+pieces; it holds only its configs, its features, one function per table or figure, and its
+claims. Nothing here knows which paper it serves.
+
+    full_dataset(name)          the config fields of a full-mode dataset ("ucf101", "hmdb51", "generated")
+    config_for(CONFIGS, mode)   a chapter's ci or full config, its full-mode dataset chosen by name
+    categories(cfg, classes)    the coarse category of each class (one mapping for every layout)
+    preflight(...)              stop before any work if the dataset or the backbone weights are missing
+    seed_list(seeds)            3 -> [0, 1, 2]; a list stays a list
+    threads(n)                  run a block with n torch CPU threads
+    VideoFeatures               the one adapter from cached features to the engine's (x, y, video) items
+    RunCache                    the one cache over `engine.fit` / `engine.evaluate`: checkpoints every
+                                epoch and keeps each run's test result on disk, in both modes
+    claim_outcomes(...)         the outcomes of every condition a list of claims compares
+    outcomes(...)               one row per (condition, seed, test video): was it right? (the audit's input)
+    claims_table(...)           `actionbook.audit.audit` of a chapter's claims, saved as claims.csv
+
+Naming rule across chapters: `run_tableN(...)` / `run_figN(...)` train (through the run
+cache) and return a tidy frame, one row per configuration x seed; `tableN_vs_paper(...)`
+formats such a frame beside the paper's numbers; `plot_figN(...)` draws it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from actionbook import engine
+from actionbook.paths import cache_dir, data_dir
+from actionbook.seed import seed_everything
+
+__all__ = ["DATASETS", "full_dataset", "config_for", "preflight", "seed_list", "threads", "categories", "VideoFeatures", "RunCache",
+           "outcomes", "claim_outcomes", "paper_diff", "claims_table"]
+
+DATASETS = ("ucf101", "hmdb51", "generated")  # what `-p dataset` may name in full mode
+
+
+# --------------------------------------------------------------------------- data config and preflight
+
+def full_dataset(dataset: str) -> dict[str, str]:
+    """The config fields for a full-mode dataset name: where it is, its layout and labels.
+
+    "ucf101" (`data_dir()/ucf101`, the default of every chapter), "hmdb51"
+    (`data_dir()/hmdb51`), or "generated" (the generated benchmark's `full` preset).
+    """
+    if dataset == "ucf101":
+        return dict(dataset=str(data_dir() / "ucf101"), layout="ucf101",
+                    dataset_label="UCF-101 split 1", paper_dataset="UCF-101")
+    if dataset == "hmdb51":
+        return dict(dataset=str(data_dir() / "hmdb51"), layout="hmdb51",
+                    dataset_label="HMDB-51 split 1", paper_dataset="HMDB-51")
+    if dataset == "generated":
+        return dict(dataset="full", layout="ucf101", dataset_label="generated benchmark, full preset",
+                    paper_dataset="UCF-101")
+    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+
+
+def config_for(configs: dict[str, Any], mode: str, *, dataset: str = "ucf101") -> Any:
+    """`configs[mode]`, with the full-mode dataset chosen by `dataset` (see `full_dataset`);
+    ci always runs on the ci benchmark and ignores `dataset`."""
+    if mode not in configs:
+        raise ValueError(f"mode must be one of {sorted(configs)}, got {mode!r}")
+    cfg = configs[mode]
+    return cfg if mode == "ci" else dataclasses.replace(cfg, **full_dataset(dataset))
+
+
+def preflight(cfg: Any = None, *, mode: str | None = None, dataset: str | None = None, layout: str | None = None,
+              backbone: str | None = None, split: int | None = None) -> dict[str, object]:
+    """Check, before any work, that the dataset and the backbone weights are there.
+
+    Pass a chapter config (any object with mode, dataset, layout, backbone and split) or the
+    five fields. Raises the readers' `DatasetError` (naming the missing folder or split file
+    and the layout `data/README.md` expects) or the backbones' `MissingWeightsError` (naming
+    the weights file, where to put it and where to fetch it). In full mode both are checked
+    before the generated `full` preset would be generated (on first use, a long job).
+    Returns what was found.
+    """
+    from actionbook.data.readers import DatasetError
+    from actionbook.features import backbones as B
+    from actionbook.data.datasets import read_records, resolve_dataset
+
+    if cfg is not None:
+        mode, dataset, layout, backbone, split = cfg.mode, cfg.dataset, cfg.layout, cfg.backbone, cfg.split
+    if mode == "full":
+        if dataset != "full" and not Path(dataset).is_dir():
+            raise DatasetError(f"{dataset}: the {layout} dataset is not there. Put it in that folder "
+                               f"in the layout of data/README.md (or set ACTIONBOOK_DATA), or run with "
+                               f"`-p dataset generated` to use the generated benchmark's full preset")
+        w = B.spec(backbone).weights.DEFAULT
+        if not B.weights_path(w).is_file():
+            B.load_weights(w)  # raises MissingWeightsError with the file name, URL and folder
+    ds = resolve_dataset(dataset, layout=layout)
+    train, classes = read_records(ds, split=split, subset="train")
+    test, _ = read_records(ds, split=split, subset="test")
+    return {"root": str(ds.root), "train videos": len(train), "test videos": len(test), "classes": len(classes)}
+
+
+def categories(cfg: Any, classes: Sequence[str]) -> list[str] | None:
+    """The coarse category of each class (`actionbook.categories.class_categories`): the generated
+    benchmark's five (ci, the generated `full` preset), UCF-101's five action types, HMDB-51's
+    five groups."""
+    from actionbook.categories import class_categories
+
+    layout = "generated" if cfg.dataset in ("ci", "full") else cfg.layout
+    return list(class_categories(list(classes), layout=layout))
+
+
+def seed_list(seeds: int | Sequence[int]) -> list[int]:
+    """`3` -> [0, 1, 2]; a sequence of seeds -> the same seeds as a list of ints."""
+    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch CPU threads (None: leave the setting alone)."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------- the adapter
+
+class VideoFeatures(torch.utils.data.Dataset):
+    """Cached features as the engine's items `(x, y, video_index)`: the one adapter of every chapter.
+
+    inputs:  a list with one entry per model input, each a per-video sequence of tensors (a
+             FeatureSet's `features`, a stacked (N, T, D) tensor, ...); with several inputs x is
+             a tuple and the model is called as `model(*x)` (Res-LSTM's mid fusion of RGB and flow).
+    labels:  one class index per video.
+    clips:   None: one item per video, the whole tensor (e.g. T clips chosen by σ(t)).
+             Else one (K_v, L) row index per video: one item per clip, the L rows it names
+             (MRRN's clip-level training on overlapping 30-frame clips).
+    train:   where a video's tensor has a crop axis (rows, crops, D), an item takes one crop
+             at random (the same for all its rows) when training, the centre crop
+             (`CENTRE`, ten_crop's order) when testing.
+    """
+
+    CENTRE = 4  # ten_crop's order: 4 corners, centre, then the same mirrored
+
+    def __init__(self, inputs: Sequence[Sequence[Tensor]], labels: Sequence[Any], *,
+                 clips: Sequence[Tensor | None] | None = None, train: bool = False) -> None:
+        if not inputs:
+            raise ValueError("VideoFeatures: give at least one input (a sequence of per-video tensors)")
+        self.inputs = [list(x) for x in inputs]
+        self.several, self.train = len(self.inputs) > 1, train
+        n = len(self.inputs[0])
+        if any(len(x) != n for x in self.inputs) or len(labels) != n:
+            raise ValueError(f"VideoFeatures: {[len(x) for x in self.inputs]} videos per input but "
+                             f"{len(labels)} labels; give one tensor per video and one label per video")
+        self.labels = [torch.as_tensor(y).long() for y in labels]
+        if clips is None:
+            self.items = [(v, None) for v in range(n)]
+        else:
+            if any(ix is None for ix in clips):
+                raise ValueError("VideoFeatures: a video has no clip index; extract with sampling='mrrn'")
+            self.clips = list(clips)
+            self.items = [(v, k) for v, ix in enumerate(self.clips) for k in range(len(ix))]  # (video, clip)
+
+    @classmethod
+    def of(cls, *sets: Any, train: bool, clips: bool = False) -> VideoFeatures:
+        """From FeatureSets (one per model input, the same videos in the same order)."""
+        return cls([fs.features for fs in sets], sets[0].targets(), train=train,
+                   clips=sets[0].index if clips else None)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _one(self, x: Tensor, v: int, k: int | None, crop: int | None) -> Tensor:
+        if k is not None:
+            x = x[self.clips[v][k]]                    # (L, D) or (L, crops, D)
+        if x.ndim == 3 and crop is not None:
+            x = x[:, crop]                             # (L, D)
+        return x
+
+    def __getitem__(self, i: int) -> tuple[Any, Tensor, int]:
+        v, k = self.items[i]
+        x0 = self.inputs[0][v]
+        crop = None
+        if x0.ndim == 3:  # a crop axis: one random crop per item in training, the centre in testing
+            crop = int(torch.randint(x0.shape[1], ())) if self.train else self.CENTRE
+        xs = tuple(self._one(inp[v], v, k, crop) for inp in self.inputs)
+        return (xs if self.several else xs[0]), self.labels[v], v
+
+
+# --------------------------------------------------------------------------- the run cache
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return obj
+
+
+class RunCache:
+    """Trains one model per key through `engine.fit`, evaluates it once, and remembers the result.
+
+    Every run has a folder `cache_dir()/runs/<chapter>/<hash>/` (the hash covers the key, the
+    training config and `identity`: the feature cache keys, the model's extra settings). fit
+    writes a checkpoint there after every epoch, so a killed run resumes where it stopped; the
+    test result (`engine.EvalResult`) and the training time are written beside it
+    (atomically), so a page run twice, or two pages sharing a run, train it once. In memory,
+    results are kept per key. Same key, same numbers: the initial weights depend on the seed
+    only (`seed_everything(seed)` before the model is built).
+
+    `version` names the chapter's model code: bump it when a change in a model or in a
+    chapter's data preparation changes the numbers, so that old results are not reused.
+    `cache=False` keeps results in memory only (tests of fabricated data).
+    """
+
+    def __init__(self, chapter: str, *, version: str = "1", threads: int | None = None, progress: bool = False,
+                 eval_batch_size: int = 256, device: str = "auto", cache: bool = True) -> None:
+        self.chapter, self.version, self.threads, self.progress = chapter, version, threads, progress
+        self.eval_batch_size, self.device, self.cache = eval_batch_size, device, cache
+        self.results: dict[Hashable, engine.EvalResult] = {}
+        self.seconds: dict[Hashable, float] = {}
+
+    def folder(self, key: Hashable, train: engine.TrainConfig, identity: dict[str, Any]) -> Path:
+        """The run's folder: a hash of the chapter, version, key, training config and identity."""
+        blob = json.dumps({"chapter": self.chapter, "version": self.version, "key": _plain(key),
+                           "train": _plain(train), "identity": identity}, sort_keys=True, default=str)
+        return cache_dir() / "runs" / self.chapter / hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def get(self, key: Hashable, *, model: Callable[[], nn.Module],
+            data: Callable[[], tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]],
+            train: engine.TrainConfig, identity: dict[str, Any], seed: int) -> engine.EvalResult:
+        """The test result of run `key`: from memory, from disk, or trained now.
+
+        model: builds the untrained model (called after `seed_everything(seed)`);
+        data:  returns (train, test) datasets of `(x, y, video_index)` items.
+        """
+        if key in self.results:
+            return self.results[key]
+        folder = self.folder(key, train, identity) if self.cache else None
+        done = folder / "result.pt" if folder is not None else None
+        if done is not None and done.is_file():
+            try:
+                saved = torch.load(done, map_location="cpu", weights_only=False)
+                self.results[key], self.seconds[key] = engine.EvalResult(**saved["result"]), saved["seconds"]
+                return self.results[key]
+            except Exception:  # noqa: BLE001 - an unreadable result is trained again
+                done.unlink(missing_ok=True)
+        train_ds, test_ds = data()
+        seed_everything(seed)  # the initial weights depend on the seed only
+        net = model()
+        with threads(self.threads):
+            t0 = time.perf_counter()
+            engine.fit(net, train_ds, None, train, ckpt_dir=folder, progress=self.progress)
+            seconds = time.perf_counter() - t0
+            result = engine.evaluate(net, test_ds, batch_size=self.eval_batch_size, device=self.device)
+        if done is not None:
+            from actionbook.io import atomic_write
+
+            with atomic_write(done, "wb") as f:
+                torch.save({"result": dataclasses.asdict(result), "seconds": seconds}, f)
+        self.results[key], self.seconds[key] = result, seconds
+        return result
+
+
+# --------------------------------------------------------------------------- outcomes and claims
+
+def outcomes(condition: str, seed: int, scores: Tensor, targets: Tensor, *,
+             video_ids: Sequence[Any] | None = None, categories: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per test video: `condition, seed, video, correct` (0/1), and `category` when the
+    classes' categories are given. The claims audit's input (`actionbook.audit.audit`)."""
+    pred = scores.argmax(1)
+    ids = list(video_ids) if video_ids is not None else list(range(len(targets)))
+    out = pd.DataFrame({"condition": condition, "seed": int(seed), "video": ids,
+                        "correct": (pred == targets).long().tolist()})
+    if categories is not None:
+        out["category"] = [categories[int(t)] for t in targets]
+    return out
+
+
+def claim_outcomes(claims: Sequence[Any], scores: dict[str, Callable[[int], Tensor]], targets: Tensor, *,
+                   seeds: int | Sequence[int], video_ids: Sequence[Any] | None = None,
+                   categories: Sequence[str] | None = None) -> pd.DataFrame:
+    """`outcomes` of every condition the claims compare (`scores[name](seed)` -> (V, C)), for every seed."""
+    named = sorted({c for cl in claims for c in (cl.better, cl.worse)})
+    missing = [n for n in named if n not in scores]
+    if missing:
+        raise KeyError(f"the claims compare conditions the chapter does not compute: {missing}")
+    return pd.concat([outcomes(name, s, scores[name](s), targets, video_ids=video_ids, categories=categories)
+                      for name in named for s in seed_list(seeds)], ignore_index=True)
+
+
+def paper_diff(a: float, b: float) -> float:
+    """The paper's effect a - b in points, at the paper's precision (two decimals at most)."""
+    return round(float(a) - float(b), 2)
+
+
+def claims_table(claims: Sequence[Any], outcome_frames: Sequence[pd.DataFrame] | pd.DataFrame, *, mode: str,
+                 chapter: str, config: Any, seeds: Sequence[int], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Audit the chapter's claims (`actionbook.audit.audit`) and save `results/<mode>/<chapter>/claims.csv`."""
+    from actionbook import audit, results
+
+    frame = outcome_frames if isinstance(outcome_frames, pd.DataFrame) else pd.concat(outcome_frames,
+                                                                                       ignore_index=True)
+    table = audit.audit(list(claims), frame, n_boot=n_boot, seed=seed)
+    results.save(table, mode=mode, chapter=chapter, experiment="claims", seed=list(seeds), config=config)
+    return table

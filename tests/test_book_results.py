@@ -1,0 +1,78 @@
+"""What the executed ci notebooks computed, checked with tolerances (as Microsoft's recommenders does).
+
+Each results notebook runs once per pytest session in ci mode (`executed_ci` in conftest.py:
+no wall-clock timeout; the cold cache is built once and shared with `make book`). The tests
+read the values the notebook glued and the tables it saved, and check what must be true of
+any honest run, whatever today's numbers: the final models far above chance, one claims row
+per declared claim, the same claims schema in both chapters, nothing missing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from actionbook.experiments import mrrn as M
+from actionbook.experiments import res_lstm as R
+from conftest import glued
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+RES_LSTM, MRRN = "book/res_lstm/analysis.md", "book/mrrn/experiments.md"
+# A floor set from chance, not from today's numbers: three times chance is far above what a model
+# that learned nothing reaches (on 80 test videos of 20 classes, chance is 5 % +- 2.4 %).
+TIMES_CHANCE = 3
+
+
+def _claims(results, chapter: str) -> pd.DataFrame:
+    return pd.read_csv(results / "ci" / chapter / "claims.csv")
+
+
+@pytest.mark.parametrize("notebook, accuracy, classes", [
+    (RES_LSTM, "final_accuracy", "a_classes"),   # the two-stream Res-LSTM, late product fusion
+    (MRRN, "e_mrrn_accuracy", "e_classes"),      # the fused MRRN (Eq. 10)
+])
+def test_final_model_is_far_above_chance(executed_ci, notebook, accuracy, classes):
+    g = glued(executed_ci(notebook)[0])
+    chance = 100 / g[classes]
+    assert TIMES_CHANCE * chance <= g[accuracy] <= 100, (g[accuracy], chance)
+
+
+@pytest.mark.parametrize("notebook, chapter, module", [(RES_LSTM, "res_lstm", R), (MRRN, "mrrn", M)])
+def test_claims_table_has_one_computed_row_per_declared_claim(executed_ci, notebook, chapter, module):
+    _, results = executed_ci(notebook)
+    table = _claims(results, chapter)
+    declared = module.claims(module.config("ci"))
+    assert list(table["claim"]) == [c.id for c in declared]
+    assert (table["n_seeds"] >= 5).all()  # ci audits at least five seeds
+    assert table["verdict"].isin(["holds", "no gain", "reversed", "inconclusive"]).all()
+    for col in ("effect", "ci_low", "ci_high", "min_effect", "detectable", "p_holm"):
+        assert table[col].notna().all(), col
+    assert (table["ci_low"] <= table["effect"]).all() and (table["effect"] <= table["ci_high"]).all()
+    # the paper's effect is there exactly where the declared claim has one
+    assert table["paper_effect"].isna().tolist() == [c.paper_effect is None for c in declared]
+    # a glued verdict count adds up to the table
+    g = glued(executed_ci(notebook)[0])
+    if chapter == "res_lstm":
+        assert g["n_claims"] == len(table)
+        assert g["n_holds"] + g["n_no_gain"] + g["n_reversed"] + g["n_inconclusive"] == len(table)
+    else:
+        assert all(g[f"v_{c}"] == v for c, v in zip(table["claim"], table["verdict"]))
+
+
+def test_both_chapters_write_the_same_claims_schema(executed_ci):
+    a, b = _claims(executed_ci(RES_LSTM)[1], "res_lstm"), _claims(executed_ci(MRRN)[1], "mrrn")
+    assert list(a.columns) == list(b.columns)
+    assert {"claim", "verdict", "effect", "ci_low", "ci_high", "min_effect", "paper_effect", "n_seeds",
+            "n_test"} <= set(a.columns)
+
+
+@pytest.mark.parametrize("notebook", [RES_LSTM, MRRN])
+def test_no_glued_number_is_nan(executed_ci, notebook):
+    g = glued(executed_ci(notebook)[0])
+    assert g
+    for name, value in g.items():
+        assert not (isinstance(value, float) and math.isnan(value)), name
+        assert "nan" not in str(value).split(), (name, value)

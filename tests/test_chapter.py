@@ -1,0 +1,96 @@
+"""The chapter skeleton (`actionbook.experiments.chapter`): the adapter, the run cache, outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from actionbook import engine
+from actionbook.experiments import chapter
+from actionbook.seed import seed_everything
+
+
+def _data(n: int = 16, T: int = 3, D: int = 4, C: int = 2, seed: int = 0) -> tuple[list[torch.Tensor], list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    y = [i % C for i in range(n)]
+    x = [torch.randn(T, D, generator=g) + 2 * y[i] for i in range(n)]  # (T, D) per video
+    return x, y
+
+
+class _Mean(nn.Module):
+    def __init__(self, D: int = 4, C: int = 2) -> None:
+        super().__init__()
+        self.fc = nn.Linear(D, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean(1))  # (B, T, D) -> (B, C)
+
+
+@dataclass(frozen=True)
+class _Key:
+    name: str
+    seed: int
+
+
+def test_video_features_one_item_per_video_and_several_inputs():
+    x, y = _data()
+    ds = chapter.VideoFeatures([x], y)
+    item, label, v = ds[3]
+    assert torch.equal(item, x[3]) and int(label) == y[3] and v == 3 and len(ds) == 16
+    two = chapter.VideoFeatures([x, [t + 1 for t in x]], y)
+    (a, b), _, _ = two[3]
+    assert torch.equal(b, a + 1)
+    with pytest.raises(ValueError, match="one label per video"):
+        chapter.VideoFeatures([x], y[:-1])
+
+
+def test_run_cache_resumes_a_killed_run_and_keeps_its_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path))
+    x, y = _data()
+    data = lambda: (chapter.VideoFeatures([x], y, train=True), chapter.VideoFeatures([x], y))  # noqa: E731
+    tc = engine.TrainConfig(epochs=3, batch_size=4, lr=0.1, seed=0, device="cpu")
+    key = _Key("a", 0)
+    whole = chapter.RunCache("t", cache=False).get(key, model=_Mean, data=data, train=tc, identity={}, seed=0)
+
+    cache = chapter.RunCache("t")
+    folder = cache.folder(key, tc, {})
+    # a run killed after its first epoch leaves a checkpoint and no result
+    seed_everything(0)
+    engine.fit(_Mean(), data()[0], None, tc, ckpt_dir=folder, stop_after_epoch=1, progress=False)
+    assert (folder / "last.pt").is_file() and not (folder / "result.pt").exists()
+    resumed = cache.get(key, model=_Mean, data=data, train=tc, identity={}, seed=0)
+    torch.testing.assert_close(resumed.video_scores, whole.video_scores)
+    assert (folder / "result.pt").is_file()
+    # a new cache (a new page) reads the result without building anything
+    again = chapter.RunCache("t").get(key, model=None, data=None, train=tc, identity={}, seed=0)
+    torch.testing.assert_close(again.video_scores, whole.video_scores)
+    # the identity (e.g. the feature cache keys) is part of the run's folder
+    assert cache.folder(key, tc, {"features": "other"}) != folder
+
+
+def test_outcomes_one_row_per_video():
+    scores = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    out = chapter.outcomes("A", 3, scores, torch.tensor([0, 0, 1]), video_ids=["x", "y", "z"],
+                           categories=["c0", "c1"])
+    assert out.to_dict("list") == {"condition": ["A"] * 3, "seed": [3] * 3, "video": ["x", "y", "z"],
+                                   "correct": [1, 0, 0], "category": ["c0", "c0", "c1"]}
+
+
+def test_claim_outcomes_refuses_a_condition_nobody_computes():
+    from actionbook.audit import Claim
+
+    claims = [Claim("X", "A beats B", "A", "B")]
+    scores = {"A": lambda s: torch.eye(2)}
+    with pytest.raises(KeyError, match="B"):
+        chapter.claim_outcomes(claims, scores, torch.arange(2), seeds=2)
+    scores["B"] = lambda s: torch.eye(2).flip(1)
+    out = chapter.claim_outcomes(claims, scores, torch.arange(2), seeds=2)
+    assert len(out) == 2 * 2 * 2 and out.groupby("condition")["correct"].mean().to_dict() == {"A": 1.0, "B": 0.0}
+
+
+def test_seed_list_and_paper_diff():
+    assert chapter.seed_list(3) == [0, 1, 2] and chapter.seed_list((4, 7)) == [4, 7]
+    assert chapter.paper_diff(81.9, 81.4) == 0.5
