@@ -37,7 +37,8 @@ from actionbook.data.generate import CATEGORIES, CLASSES, PRESETS, ensure_benchm
 from actionbook.data.readers import read_ucf101
 from actionbook.data.video import read_video
 from actionbook.features import pretrain as P
-from actionbook.features.backbones import _CI_STATS, FrameBackbone
+from actionbook.features.backbones import FrameBackbone
+from actionbook.features.ci_nets import CI_MEAN, CI_STD
 
 FRAMES, SEGMENTS, CROP = 16, 8, 56
 
@@ -60,7 +61,7 @@ def load_frames(root, split: int, subset: str) -> tuple[torch.Tensor, np.ndarray
 @torch.no_grad()
 def features(net: torchvision.models.ResNet, frames: torch.Tensor, layers: list[str]) -> torch.Tensor:
     """(V, F, D) pooled features of `layers` (the book's own `FrameBackbone`), concatenated."""
-    mean, std = torch.tensor(_CI_STATS.mean), torch.tensor(_CI_STATS.std)
+    mean, std = torch.tensor(CI_MEAN), torch.tensor(CI_STD)
     cuts = [FrameBackbone(net, layer=layer, mean=mean, std=std).eval() for layer in layers]
     x = frames.flatten(0, 1)  # (V F, 3, H, W) uint8
     out = torch.cat([torch.cat([cut(xb.float() / 255) for cut in cuts], 1) for xb in x.split(256)])

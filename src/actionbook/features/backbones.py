@@ -64,11 +64,20 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
 from torchvision.models import ResNet
 from torchvision.models._api import WeightsEnum
 from torchvision.models.video import VideoResNet
+
+from actionbook.features import pretrain
+from actionbook.features.ci_nets import (  # noqa: F401  (re-exported: the ci networks' public names)
+    CI_MEAN,
+    CI_STD,
+    INFLATION_VERSION,
+    ci_resnet18,
+    inflate_resnet,
+    inflated_r3d_18,
+)
 
 MODALITIES = ("rgb", "flow")
 
@@ -112,9 +121,6 @@ SPECS: dict[str, BackboneSpec] = {
                            "3D ResNet-18 inflated from the ci-pretrained ResNet-18", 64, 56),
 }
 
-# The ImageNet statistics the ci networks are trained with: taken from torchvision's
-# metadata (the same numbers every ImageNet ResNet uses), not typed in here.
-_CI_STATS = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
 
 
 def spec(name: str) -> BackboneSpec:
@@ -188,75 +194,6 @@ def load_weights(weights: WeightsEnum) -> dict[str, torch.Tensor]:
 
 # --------------------------------------------------------------------------------------
 # the networks
-
-
-def _ci_resnet18() -> ResNet:
-    return torchvision.models.resnet18(num_classes=1)  # the head is never used for features
-
-
-class _InflatedStem(nn.Sequential):
-    """r3d_18's stem plus the max-pool of the 2D ResNet it is inflated from (as I3D keeps it)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Conv3d(3, 64, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
-            nn.BatchNorm3d(64),
-            nn.ReLU(inplace=True),
-            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
-        )
-
-
-class _EdgePadConv3d(nn.Conv3d):
-    """A Conv3d that pads time by repeating the first and last frame instead of adding zeros
-    (space is still zero-padded). With inflated weights, a clip of identical frames then gives
-    exactly the 2D network's activations at *every* frame -- I3D's "boring video" fixed point,
-    without the drop at the clip's ends that zero padding causes in short clips."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.kernel_size[0] // 2
-        x = F.pad(x, (0, 0, 0, 0, p, p), mode="replicate")  # (N, C, T + 2p, H, W)
-        return super().forward(x)
-
-
-INFLATION_VERSION = 1  # part of the cache key of features from the inflated network
-
-
-def inflated_r3d_18(num_classes: int = 1) -> VideoResNet:
-    """The ci 3D CNN: torchvision's r3d_18 (3x3x3 convolutions, BasicBlock [2, 2, 2, 2]) with a
-    max-pooled stem, so that every 2D ResNet-18 weight has a 3D counterpart (see `inflate_resnet`),
-    and edge-replicating temporal padding (`_EdgePadConv3d`)."""
-    from torchvision.models.video.resnet import BasicBlock, Conv3DSimple
-
-    net = VideoResNet(BasicBlock, [Conv3DSimple] * 4, [2, 2, 2, 2], _InflatedStem, num_classes=num_classes)
-    for name, conv in list(net.named_modules()):
-        if isinstance(conv, nn.Conv3d) and conv.kernel_size[0] > 1:
-            new = _EdgePadConv3d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                                 (0, *conv.padding[1:]), bias=conv.bias is not None)
-            new.weight.data.copy_(conv.weight.data)
-            parent, _, child = name.rpartition(".")
-            setattr(net.get_submodule(parent), child, new)
-    return net
-
-
-def inflate_resnet(state2d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """I3D inflation (Carreira & Zisserman 2017, Sec. 2.3) of a ResNet-18 state_dict into the
-    keys of `inflated_r3d_18`: a k x k kernel becomes t x k x k, repeated over t and divided by t
-    (t = 3 for the stem and every 3x3 convolution, 1 for the 1x1 shortcuts), so a clip of
-    identical frames gives the 2D network's activations (see `_EdgePadConv3d`)."""
-    out = {}
-    for key, v in state2d.items():
-        k = key.replace("conv1.weight", "stem.0.weight", 1) if key.startswith("conv1.") else key
-        if key.startswith("bn1."):
-            k = "stem.1." + key[len("bn1."):]
-        elif key.startswith("layer"):
-            # layerI.J.conv1 -> layerI.J.conv1.0 ; layerI.J.bn1 -> layerI.J.conv1.1 (same for 2)
-            for n in ("1", "2"):
-                k = k.replace(f".conv{n}.", f".conv{n}.0.").replace(f".bn{n}.", f".conv{n}.1.")
-        if v.ndim == 4:  # a 2D kernel (out, in, k, k) -> (out, in, t, k, k)
-            t = 1 if v.shape[-1] == 1 else 3
-            v = v.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
-        out[k] = v
-    return out
 
 
 def _load_trunk(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -364,12 +301,10 @@ def backbone(name: str, *, layer: str, modality: str = "rgb", weights: str | Non
 def _build(s: BackboneSpec, *, layer: str, modality: str, weights: str | None, mode: str,
            flow_length: int) -> nn.Module:
     if mode == "ci":
-        net = _ci_resnet18() if s.kind == "frame" else inflated_r3d_18()
-        stats = _CI_STATS
+        net = ci_resnet18() if s.kind == "frame" else inflated_r3d_18()
+        mean, std = CI_MEAN, CI_STD
         if weights == "ci":
-            from actionbook.features.pretrain import ci_state_dict
-
-            state = ci_state_dict()
+            state = pretrain.ci_state_dict()
             if s.kind == "clip":
                 state = inflate_resnet(state)
             _load_trunk(net, state)
@@ -380,6 +315,7 @@ def _build(s: BackboneSpec, *, layer: str, modality: str, weights: str | None, m
             w = s.weights[weights]
             stats = w.transforms()
             net.load_state_dict(load_weights(w))
+        mean, std = tuple(stats.mean), tuple(stats.std)
     channels = 3
     if modality == "flow":
         channels = 2 * flow_length if s.kind == "frame" else 2
@@ -387,7 +323,7 @@ def _build(s: BackboneSpec, *, layer: str, modality: str, weights: str | None, m
             net.conv1 = _cross_modality(net.conv1, channels)
         else:
             net.stem[0] = _cross_modality(net.stem[0], channels)
-    mean, std = _norm_stats(list(stats.mean), list(stats.std), modality=modality, channels=channels)
+    mean, std = _norm_stats(list(mean), list(std), modality=modality, channels=channels)
     if s.kind == "frame":
         module: nn.Module = FrameBackbone(net, layer=layer, mean=mean, std=std)
     else:
@@ -408,11 +344,9 @@ def pretrained_stage(name: str, *, stage: str = "layer4", weights: str | None, m
         raise ValueError(f"pretrained_stage is for 2D ResNets, not {name!r}")
     weights = resolve_weights(name, weights, mode=mode)
     if mode == "ci":
-        net = _ci_resnet18()
+        net = ci_resnet18()
         if weights == "ci":
-            from actionbook.features.pretrain import ci_state_dict
-
-            _load_trunk(net, ci_state_dict())
+            _load_trunk(net, pretrain.ci_state_dict())
     else:
         net = s.build(weights=None)
         if weights is not None:

@@ -13,13 +13,14 @@ every kind that shows, as a multi-label dataset's):
   cross-entropy on the kinds present; its main-kind accuracy on held-out images is recorded;
 - the 3D backbone (standing in for C3D / R(2+1)D Kinetics features) is **not trained on
   video**: it is the same ResNet-18 inflated to 3D (I3D's recipe; see
-  `backbones.inflate_resnet`). Training a 3D network on clips costs far more than the ci
+  `ci_nets.inflate_resnet`). Training a 3D network on clips costs far more than the ci
   budget allows, and inflation is how I3D itself starts from ImageNet. Its accuracy on
   held-out static images shown as still clips is recorded too (with edge-replicating
   temporal padding it equals the 2D network's, up to rounding: a check of the inflation).
 
 The weights are cached under `cache_dir()/"pretrain"/<key>.pt`, keyed by everything that
-determines them (this config, the generator's version, this module's `VERSION`), written
+determines them (this config, the generator's version, this module's `VERSION`, the
+inflation's version that the report's 3D accuracy depends on), written
 atomically and reused; `report()` returns the recorded accuracies and time.
 """
 
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from actionbook.features import ci_nets
 from actionbook.io import atomic_write, read_json, write_json
 from actionbook.paths import cache_dir
 from actionbook.seed import rng_state, seed_everything, set_rng_state
@@ -74,6 +76,7 @@ def _generator_version() -> str:
 def pretrain_key(cfg: PretrainConfig = PretrainConfig()) -> str:
     """A hash of everything that determines the ci weights."""
     blob = json.dumps(dict(cfg=asdict(cfg), generator=_generator_version(), version=VERSION,
+                           inflation=ci_nets.INFLATION_VERSION,  # the report's 3D accuracy depends on it
                            torch=torch.__version__.split("+")[0]), sort_keys=True)
     return "ci-resnet18-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -146,8 +149,6 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), *, images: ImageSource | No
 
 def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, report_file: Path,
            progress: bool) -> dict:
-    from actionbook.features.backbones import _CI_STATS, inflate_resnet, inflated_r3d_18
-
     start, cpu_start = time.perf_counter(), time.process_time()
     g = seed_everything(cfg.seed, deterministic=False)
     d = images(n=cfg.n_train + cfg.n_test, size=cfg.size, seed=cfg.seed)
@@ -155,15 +156,13 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     y = torch.as_tensor(d.labels, dtype=torch.long)  # (N,) main object's kind
     p = torch.as_tensor(d.presence)                  # (N, K) kinds that show
     k = len(d.kinds)
-    mean = torch.tensor(_CI_STATS.mean).view(1, 3, 1, 1)
-    std = torch.tensor(_CI_STATS.std).view(1, 3, 1, 1)
+    mean = torch.tensor(ci_nets.CI_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(ci_nets.CI_STD).view(1, 3, 1, 1)
     x = (x - mean) / std
     x_train, y_train, p_train = x[:cfg.n_train], y[:cfg.n_train], p[:cfg.n_train]
     x_test, y_test = _center(x[cfg.n_train:], cfg.crop), y[cfg.n_train:]
 
-    import torchvision
-
-    model = torchvision.models.resnet18(num_classes=2 * k).to(memory_format=torch.channels_last)  # kind | presence
+    model = ci_nets.ci_resnet18(num_classes=2 * k).to(memory_format=torch.channels_last)  # kind | presence
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((cfg.n_train + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -190,8 +189,8 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     state = {name: v.detach().clone().contiguous() for name, v in model.state_dict().items()}
     train_seconds = time.perf_counter() - start
 
-    net3d = inflated_r3d_18(num_classes=2 * k)
-    net3d.load_state_dict(inflate_resnet(state))
+    net3d = ci_nets.inflated_r3d_18(num_classes=2 * k)
+    net3d.load_state_dict(ci_nets.inflate_resnet(state))
     report = dict(
         key=pretrain_key(cfg), config=asdict(cfg), classes=list(d.kinds),
         train_accuracy=_accuracy(model, _center(x_train[:cfg.n_test], cfg.crop), y_train[:cfg.n_test], k),
