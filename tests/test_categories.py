@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from actionbook.categories import (ACTION_TYPES, HMDB51_ABBREVIATIONS, HMDB51_GROUPS, LAYOUTS,
-                                   category_order, class_categories, hmdb51_groups, ucf101_action_types)
+                                   layout_categories, class_categories, hmdb51_groups, ucf101_action_types)
 from actionbook.data import generate
 from conftest import SHARED_HINT, shared_path
 
@@ -20,7 +20,7 @@ HMDB51_CLASSES = (
 def test_generated_categories_follow_the_generator(monkeypatch):
     names = [c.name for c in generate.CLASSES]
     assert class_categories(names, layout="generated") == [c.category for c in generate.CLASSES]
-    assert category_order("generated") == tuple(generate.CATEGORIES)
+    assert layout_categories("generated") == tuple(generate.CATEGORIES)
     # read from the generator at call time: a changed class list is followed, not copied
     new = [*generate.CLASSES[:1]]
     monkeypatch.setattr(generate, "CLASSES", new)
@@ -33,7 +33,7 @@ def test_ucf101_categories_in_class_ind_order():
     types = ucf101_action_types()
     names = list(types)
     assert class_categories(names, layout="ucf101") == list(types.values())
-    assert category_order("ucf101") == ACTION_TYPES
+    assert layout_categories("ucf101") == ACTION_TYPES
     assert class_categories(["YoYo", "Haircut"], layout="ucf101") == ["Human-Object Interaction",
                                                                      "Human-Human Interaction"]
 
@@ -53,7 +53,7 @@ def test_hmdb51_groups_cover_the_51_classes_with_the_hmdb_counts():
     assert Counter(cats) == {"Facial actions": 4, "Facial actions with object manipulation": 3,
                              "Body movements": 19, "Body movements with object interaction": 18,
                              "Body movements for human interaction": 7}
-    assert category_order("hmdb51") == HMDB51_GROUPS
+    assert layout_categories("hmdb51") == HMDB51_GROUPS
     assert list(HMDB51_ABBREVIATIONS.values()) == ["F", "FO", "BM", "BO", "HH"]  # Res-LSTM Fig. 5
     # the pairs whose names alone could mislead
     assert groups["kick"] == groups["sword"] == "Body movements for human interaction"
@@ -67,7 +67,7 @@ def test_unknown_classes_and_layouts_are_named():
     with pytest.raises(ValueError, match="unknown layout 'charades'"):
         class_categories(["walk"], layout="charades")
     with pytest.raises(ValueError, match="unknown layout"):
-        category_order("kinetics")
+        layout_categories("kinetics")
     with pytest.raises(TypeError):
         class_categories("walk", layout="hmdb51")
     assert LAYOUTS == ("generated", "ucf101", "hmdb51")

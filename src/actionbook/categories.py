@@ -1,7 +1,7 @@
 """Coarse action categories: one class -> category mapping for every dataset layout.
 
 `class_categories(classes, layout=...)` gives the category of each class and
-`category_order(layout)` the order the book draws them in, for the three layouts:
+`layout_categories(layout)` the order the book draws them in, for the three layouts:
 
 - ``generated``: the benchmark's five categories (appearance, motion, temporal order,
   interaction, long range), read from the generator's own class definitions
@@ -44,9 +44,9 @@ here** (no copy of that paper is available); its README says how it was checked.
 
 Usage::
 
-    from actionbook.categories import class_categories, category_order
+    from actionbook.categories import class_categories, layout_categories
     cats = class_categories(classes, layout="ucf101")   # one category per class, in order
-    order = category_order("ucf101")                     # the five types, in the book's order
+    order = layout_categories("ucf101")                     # the five types, in the book's order
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def _generated() -> tuple[dict[str, str], tuple[str, ...]]:
     return {c.name: c.category for c in CLASSES}, tuple(CATEGORIES)
 
 
-def category_order(layout: str) -> tuple[str, ...]:
+def layout_categories(layout: str) -> tuple[str, ...]:
     """The coarse categories of `layout` ("generated", "ucf101", "hmdb51"), in the book's order
     (the generator's order; the UCF-101 paper's; the Res-LSTM paper's Fig. 5)."""
     if layout == "generated":
