@@ -4,7 +4,8 @@
     topk_panel(examples, ...)             their top-k scores as bars (a frame of each video above, if given)
     confusion(scores, targets, ...)       the row-normalised confusion matrix (%), classes grouped by category
     confusion_matrix(cm, blocks, ...)     draws it, each category's block outlined and named
-    frame_grid, image_grid                frames of videos / still images in a grid (from `data.generate`)
+    frame_grid(videos, ...)               evenly spaced frames of videos, one row per video
+    image_grid(images, ...)               still images in a grid, with titles
 
 Every function takes plain tensors and frames, so every chapter draws the same figure the
 same way: Res-LSTM's Figs. 4-5 and MRRN's Figs. 3 and 5 are `topk_panel` and
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,6 @@ import torch
 from torch import Tensor
 
 from actionbook import metrics
-from actionbook.data.generate import frame_grid, image_grid
 
 __all__ = ["topk_examples", "topk_panel", "confusion", "confusion_matrix", "frame_grid", "image_grid"]
 
@@ -117,4 +118,70 @@ def confusion_matrix(cm: pd.DataFrame, blocks: Sequence[tuple[str, int, int]], *
     if title:
         ax.set_title(title, pad=18 if blocks else 6)
     fig.tight_layout()
+    return fig
+
+
+def _evenly(n: int, k: int) -> list[int]:
+    """k indices spread evenly over range(n), first and last included."""
+    return [int(round(i * (n - 1) / max(k - 1, 1))) for i in range(k)]
+
+
+def frame_grid(videos: Sequence[Path], *, labels: Sequence[str] | None = None, frames: int = 6,
+               span: tuple[float, float] = (0.0, 1.0), height: float = 1.1):
+    """A figure with one row per video and `frames` evenly spaced frames per row, taken
+    from the fraction `span` of each video (e.g. (0, 0.2) for its first fifth). Each
+    frame is marked with its index. The frames are tiled into one image (one axes), which
+    keeps large grids fast to draw."""
+    import matplotlib.pyplot as plt
+
+    from actionbook.data.video import read_video
+
+    gap = 2  # white pixels between tiles
+    rows, marks = [], []
+    for r, path in enumerate(videos):
+        clip = read_video(Path(path)).numpy()  # (T, H, W, 3)
+        n = len(clip)
+        lo, hi = int(span[0] * (n - 1)), int(round(span[1] * (n - 1)))
+        idx = [lo + i for i in _evenly(hi - lo + 1, frames)]
+        h, w = clip.shape[1:3]
+        row = np.full((h, frames * (w + gap) - gap, 3), 255, dtype=np.uint8)
+        for c, i in enumerate(idx):
+            row[:, c * (w + gap): c * (w + gap) + w] = clip[i]
+            marks.append((r, c, i))
+        rows.append(row)
+    width = max(row.shape[1] for row in rows)
+    rows = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
+    mosaic = np.concatenate(rows)[:-gap]  # (rows * (H + gap) - gap, width, 3)
+    tile_h, tile_w = rows[0].shape[0], (width + gap) // frames
+    fig, ax = plt.subplots(figsize=(frames * height * 1.05 + (1.3 if labels is not None else 0),
+                                    len(rows) * height * tile_h / tile_w + 0.1))
+    ax.imshow(mosaic, interpolation="nearest")
+    for r, c, i in marks:
+        ax.text(c * tile_w + 1, r * tile_h + 1, f"{i}", fontsize=6, va="top", ha="left", color="white",
+                bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0})
+    ax.set_xticks([])
+    if labels is not None:
+        ax.set_yticks([r * tile_h + (tile_h - gap) / 2 for r in range(len(rows))], labels, fontsize=7)
+        ax.tick_params(axis="y", length=0)
+    else:
+        ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def image_grid(images: np.ndarray, *, titles: Sequence[str] | None = None, cols: int = 8, height: float = 1.1):
+    """A grid of images (N, H, W, 3) uint8, e.g. from `static_images`, with optional titles."""
+    import matplotlib.pyplot as plt
+
+    rows = max(1, math.ceil(len(images) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * height, rows * (height + 0.15)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i], interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7, pad=2)
+    fig.tight_layout(pad=0.2)
     return fig

@@ -79,10 +79,8 @@ __all__ = [
     "generate",
     "ensure_benchmark",
     "static_images",
-    "frame_grid",
     "gallery",
     "filmstrip",
-    "image_grid",
     "viewer",
     "multilabel_timeline",
     "mean_rgb_baseline",
@@ -628,79 +626,24 @@ def _evenly(n: int, k: int) -> list[int]:
     return [int(round(i * (n - 1) / max(k - 1, 1))) for i in range(k)]
 
 
-def frame_grid(videos: Sequence[Path], *, labels: Sequence[str] | None = None, frames: int = 6,
-               span: tuple[float, float] = (0.0, 1.0), height: float = 1.1):
-    """A figure with one row per video and `frames` evenly spaced frames per row, taken
-    from the fraction `span` of each video (e.g. (0, 0.2) for its first fifth). Each
-    frame is marked with its index. The frames are tiled into one image (one axes), which
-    keeps large grids fast to draw."""
-    import matplotlib.pyplot as plt
-
-    gap = 2  # white pixels between tiles
-    rows, marks = [], []
-    for r, path in enumerate(videos):
-        clip = _read(path)  # (T, H, W, 3)
-        n = len(clip)
-        lo, hi = int(span[0] * (n - 1)), int(round(span[1] * (n - 1)))
-        idx = [lo + i for i in _evenly(hi - lo + 1, frames)]
-        h, w = clip.shape[1:3]
-        row = np.full((h, frames * (w + gap) - gap, 3), 255, dtype=np.uint8)
-        for c, i in enumerate(idx):
-            row[:, c * (w + gap): c * (w + gap) + w] = clip[i]
-            marks.append((r, c, i))
-        rows.append(row)
-    width = max(row.shape[1] for row in rows)
-    rows = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
-    mosaic = np.concatenate(rows)[:-gap]  # (rows * (H + gap) - gap, width, 3)
-    tile_h, tile_w = rows[0].shape[0], (width + gap) // frames
-    fig, ax = plt.subplots(figsize=(frames * height * 1.05 + (1.3 if labels is not None else 0),
-                                    len(rows) * height * tile_h / tile_w + 0.1))
-    ax.imshow(mosaic, interpolation="nearest")
-    for r, c, i in marks:
-        ax.text(c * tile_w + 1, r * tile_h + 1, f"{i}", fontsize=6, va="top", ha="left", color="white",
-                bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0})
-    ax.set_xticks([])
-    if labels is not None:
-        ax.set_yticks([r * tile_h + (tile_h - gap) / 2 for r in range(len(rows))], labels, fontsize=7)
-        ax.tick_params(axis="y", length=0)
-    else:
-        ax.set_yticks([])
-    for side in ax.spines.values():
-        side.set_visible(False)
-    fig.tight_layout(pad=0.2)
-    return fig
-
-
 def gallery(root: Path, *, classes: Sequence[str] | None = None, group: int = 1, clip: int = 1, frames: int = 6,
             span: tuple[float, float] = (0.0, 1.0)):
     """Frames of one video per class (group `group`, clip `clip`), one row per class; the
     small number in each frame is its index."""
     names = list(classes) if classes is not None else [c.name for c in CLASSES]
     category = {c.name: c.category for c in CLASSES}
+    from actionbook.plots import frame_grid
+
     paths = [Path(root) / "videos" / c / f"{video_name(c, group, clip)}.avi" for c in names]
     return frame_grid(paths, labels=[f"{c}\n({category.get(c, '?')})" for c in names], frames=frames, span=span)
 
 
 def filmstrip(path: Path, *, frames: int = 10, span: tuple[float, float] = (0.0, 1.0), height: float = 1.2):
     """`frames` evenly spaced frames of one video (of the fraction `span` of it) in one row."""
+    from actionbook.plots import frame_grid
+
     fig = frame_grid([Path(path)], frames=frames, span=span, height=height)
     fig.suptitle(Path(path).stem, fontsize=8)
-    fig.tight_layout(pad=0.2)
-    return fig
-
-
-def image_grid(images: np.ndarray, *, titles: Sequence[str] | None = None, cols: int = 8, height: float = 1.1):
-    """A grid of images (N, H, W, 3) uint8, e.g. from `static_images`, with optional titles."""
-    import matplotlib.pyplot as plt
-
-    rows = max(1, math.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * height, rows * (height + 0.15)), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(images):
-            ax.imshow(images[i], interpolation="nearest")
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=7, pad=2)
     fig.tight_layout(pad=0.2)
     return fig
 

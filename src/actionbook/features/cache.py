@@ -137,27 +137,6 @@ class FeatureSet:
                 out.append(y)
         return out
 
-    def dataset(self, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FeatureDataset:
-        """A torch Dataset of `(x, y, video_index)`, x = transform(features[i]) (e.g. select T clips)."""
-        return FeatureDataset(self, transform)
-
-
-class FeatureDataset(torch.utils.data.Dataset):
-    """`(x, y, video_index)` per video, what `actionbook.engine` trains and evaluates on."""
-
-    def __init__(self, fs: FeatureSet, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        self.fs, self.transform = fs, transform
-        self.y = fs.targets()
-
-    def __len__(self) -> int:
-        return len(self.fs)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        x = self.fs.features[i]
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, self.y[i], i
-
 
 # --------------------------------------------------------------------------------------
 # reading an entry
