@@ -46,13 +46,13 @@ def actionbook_cli(tmp_path):
     """Run `python -m actionbook ...` in a subprocess with results/caches under tmp_path."""
     import subprocess
 
-    def run(*args, env=None, timeout=300):
+    def run(*args, env=None):
         e = dict(os.environ)
         e.setdefault("ACTIONBOOK_RESULTS", str(tmp_path / "results"))
         e.setdefault("ACTIONBOOK_CACHE", str(tmp_path / "cache"))
         e.update(env or {})
         return subprocess.run([sys.executable, "-m", "actionbook", *map(str, args)], capture_output=True,
-                              text=True, env=e, timeout=timeout, cwd=ROOT)
+                              text=True, env=e, cwd=ROOT)
 
     return run
 

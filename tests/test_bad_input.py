@@ -36,10 +36,9 @@ from actionbook.features import backbones as B
 from actionbook.features import cache as C
 from actionbook.features.extract import extract_features
 from actionbook.io import atomic_path, atomic_write, is_temporary, temporaries, write_json
-from conftest import write_notebook
+from conftest import SHARED_HINT, shared_path, write_notebook
 from test_feature_cache import FAST, tiny_ucf
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -96,7 +95,8 @@ def test_2_entry_made_with_skip_errors_is_never_returned_silently(dataset, cache
     good = _corrupt(bad)
     fs = extract_features(dataset=dataset, subset="train", skip_errors=True, **FAST)
     assert len(fs) == 3 and fs.skipped == ["v_Red_g02_c01"]
-    assert "skipped 1 unreadable video(s) of 4" in capsys.readouterr().err and str(bad)
+    err = capsys.readouterr().err
+    assert "skipped 1 unreadable video(s) of 4" in err and str(bad) in err
     # a caller that did not ask to skip gets the error, naming the file -- not 3 videos of 4
     with pytest.raises(VideoDecodeError, match="v_Red_g02_c01.avi"):
         extract_features(dataset=dataset, subset="train", **FAST)
@@ -187,14 +187,11 @@ def test_4_a_group_in_train_and_test_is_refused(dataset):
 
 
 def _official_splits() -> Path | None:
-    for base in (ROOT, *ROOT.parents):
-        d = base / "shared" / "data" / "ucf101_splits"
-        if (d / "classInd.txt").is_file():
-            return d
-    return None
+    found = shared_path("data", "ucf101_splits", "classInd.txt")
+    return found.parent if found else None
 
 
-@pytest.mark.skipif(_official_splits() is None, reason="the official UCF-101 split files are not beside this clone")
+@pytest.mark.skipif(_official_splits() is None, reason=f"the official UCF-101 split files: {SHARED_HINT}")
 def test_4_official_ucf101_splits_pass_the_leak_check(tmp_path):
     splits = _official_splits()
     assert len(ucf101_classes(splits)) == 101

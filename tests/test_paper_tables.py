@@ -13,12 +13,10 @@ import pandas as pd
 import pytest
 
 from actionbook.categories import ACTION_TYPES, ucf101_action_types, ucf101_classes_by_type
-from actionbook.paths import ROOT
 from actionbook.results import paper_table
 from conftest import SHARED_HINT, shared_path
 
 PAPER_DIR = Path(str(files("actionbook") / "paper"))
-TYPES_CSV = "ucf101_action_types.csv"
 MAPPINGS = {"ucf101_action_types", "hmdb51_groups"}  # class -> category mappings, not paper tables
 
 # Each paper table and the columns that identify one number in it.

@@ -5,7 +5,7 @@ at least how much, and the paper's own effect) and hands `audit` the per-video o
 runs: one row per (condition, seed, test video) with ``correct`` = 1 or 0. `audit` returns one
 row per claim with the effect, its 95% interval and a verdict.
 
-The statistics, in full (the page `book/comparison/index.md` explains them for readers)
+The statistics, in full (the page `book/audit.md` explains them for readers)
 ---------------------------------------------------------------------------------------
 
 *Effect.* For a claim "A beats B", take the seeds and the test videos that both conditions

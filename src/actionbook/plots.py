@@ -121,7 +121,7 @@ def confusion_matrix(cm: pd.DataFrame, blocks: Sequence[tuple[str, int, int]], *
     return fig
 
 
-def _evenly(n: int, k: int) -> list[int]:
+def evenly_spaced(n: int, k: int) -> list[int]:
     """k indices spread evenly over range(n), first and last included."""
     return [int(round(i * (n - 1) / max(k - 1, 1))) for i in range(k)]
 
@@ -142,7 +142,7 @@ def frame_grid(videos: Sequence[Path], *, labels: Sequence[str] | None = None, f
         clip = read_video(Path(path)).numpy()  # (T, H, W, 3)
         n = len(clip)
         lo, hi = int(span[0] * (n - 1)), int(round(span[1] * (n - 1)))
-        idx = [lo + i for i in _evenly(hi - lo + 1, frames)]
+        idx = [lo + i for i in evenly_spaced(hi - lo + 1, frames)]
         h, w = clip.shape[1:3]
         row = np.full((h, frames * (w + gap) - gap, 3), 255, dtype=np.uint8)
         for c, i in enumerate(idx):

@@ -622,10 +622,6 @@ def _read(path: Path, frames: Sequence[int] | None = None) -> np.ndarray:
     return read_video(Path(path), frames=frames).numpy()  # (T, H, W, 3)
 
 
-def _evenly(n: int, k: int) -> list[int]:
-    return [int(round(i * (n - 1) / max(k - 1, 1))) for i in range(k)]
-
-
 def gallery(root: Path, *, classes: Sequence[str] | None = None, group: int = 1, clip: int = 1, frames: int = 6,
             span: tuple[float, float] = (0.0, 1.0)):
     """Frames of one video per class (group `group`, clip `clip`), one row per class; the
@@ -691,6 +687,7 @@ def multilabel_timeline(root: Path, *, videos: int = 3, frames: int = 6):
     import matplotlib.pyplot as plt
 
     from actionbook.data.readers import charades_classes, read_charades
+    from actionbook.plots import evenly_spaced
 
     ml = Path(root) / "multilabel"
     names = charades_classes(ml / "Charades_v1_classes.txt")
@@ -699,7 +696,7 @@ def multilabel_timeline(root: Path, *, videos: int = 3, frames: int = 6):
     sub = fig.subfigures(len(records), 1, squeeze=False)[:, 0]
     for sf, rec in zip(sub, records):
         clip = _read(rec.path)
-        idx = _evenly(len(clip), frames)
+        idx = evenly_spaced(len(clip), frames)
         axes = sf.subplots(2, frames, gridspec_kw={"height_ratios": [1, 1.1]})
         for c, i in enumerate(idx):
             axes[0, c].imshow(clip[i], interpolation="nearest")

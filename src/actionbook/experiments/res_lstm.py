@@ -74,7 +74,7 @@ RUNS_VERSION = "1"  # bump when a change in the models or the data preparation c
 __all__ = ["CHAPTER", "STREAMS", "TSN_WEIGHTS", "Config", "CONFIGS", "config", "preflight", "features", "Features",
            "sequences", "RunKey", "Runs", "run_fig3a", "run_fig3bc", "fig3_vs_paper", "run_table1", "table1_vs_paper",
            "run_table2", "table2_vs_paper", "run_table3", "table3_vs_paper", "run_tables45", "tables45_vs_paper",
-           "run_fig4", "confusion", "late_scores", "final_scores", "claims", "conditions", "outcomes", "run_claims",
+           "run_fig4", "middle_frames", "confusion", "late_scores", "final_scores", "claims", "conditions", "outcomes", "run_claims",
            "labels", "sigma_figure", "sigma_explorer", "crop_mean_example", "example_video", "gradient_at_input"]
 
 
@@ -397,7 +397,8 @@ def late_scores(runs: Runs, *, seed: int, how: str, weights: Sequence[float] | N
     `weights` are (flow, RGB) for a weighted sum, e.g. TSN's (1.5, 1).
     """
     rgb, flow = (runs.get(runs.base(stream=s, seed=seed)) for s in STREAMS)
-    assert torch.equal(rgb.video_ids, flow.video_ids)
+    if not torch.equal(rgb.video_ids, flow.video_ids):
+        raise ValueError("the RGB and flow runs were evaluated on different test videos; fuse runs of one split")
     return metrics.fuse([flow.video_scores, rgb.video_scores], how=how, weights=weights, softmax=False)
 
 

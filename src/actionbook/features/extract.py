@@ -311,7 +311,7 @@ def extract_features(
                              flow_method=flow_method, flow_length=flow_length, resize=resize, crop_size=crop_size)
     d = entry_dir(key)
     sources = [_source(r.path) for r in records]  # a video's [size, mtime_ns]: a replaced file is re-extracted
-    if (d / "manifest.json").is_file() and _entry_is_current(d, key, records, sources, skip_errors=skip_errors):
+    if (d / "manifest.json").is_file() and _entry_is_current(d, key, records, sources):
         return load_features(key)
 
     # a frozen backbone and the shape of one item's features
@@ -403,11 +403,10 @@ def _forget(d: Path, files: list[str], why: str) -> None:
         (d / "videos" / f).unlink(missing_ok=True)
 
 
-def _entry_is_current(d: Path, key: str, records: list[VideoRecord], sources: list[list[int]], *,
-                      skip_errors: bool) -> bool:
+def _entry_is_current(d: Path, key: str, records: list[VideoRecord], sources: list[list[int]]) -> bool:
     """Whether a complete entry can be returned as it is. Not when its manifest is of an older
-    format, lists skipped videos (tried again: repaired since, or an error if the caller did
-    not ask to skip), or when a video's size or mtime changed since it was extracted (those
+    format, lists skipped videos (so they are tried again: extracted if repaired since, else
+    skipped again or, for a caller that did not ask to skip, an error), or when a video's size or mtime changed since it was extracted (those
     videos are forgotten, so the extraction redoes them)."""
     manifest = read_entry_json(d / "manifest.json", key=key)
     if manifest.get("format") != MANIFEST_FORMAT:
