@@ -94,3 +94,16 @@ def test_claim_outcomes_refuses_a_condition_nobody_computes():
 def test_seed_list_and_paper_diff():
     assert chapter.seed_list(3) == [0, 1, 2] and chapter.seed_list((4, 7)) == [4, 7]
     assert chapter.paper_diff(81.9, 81.4) == 0.5
+
+
+def test_config_for_overrides_epochs_only_when_asked():
+    from actionbook.experiments import mrrn, res_lstm
+
+    for module in (res_lstm, mrrn):
+        base = module.CONFIGS["ci"]
+        assert chapter.config_for(module.CONFIGS, "ci") == base
+        assert chapter.config_for(module.CONFIGS, "ci", epochs=2).epochs == 2
+        full = chapter.config_for(module.CONFIGS, "full", dataset="hmdb51", epochs=1)
+        assert (full.epochs, full.layout) == (1, "hmdb51")
+        with pytest.raises(ValueError, match="epochs"):
+            chapter.config_for(module.CONFIGS, "ci", epochs=0)

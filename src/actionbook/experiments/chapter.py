@@ -67,13 +67,26 @@ def full_dataset(dataset: str) -> dict[str, str]:
     raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
 
 
-def config_for(configs: dict[str, Any], mode: str, *, dataset: str = "ucf101") -> Any:
+def config_for(configs: dict[str, Any], mode: str, *, dataset: str = "ucf101", epochs: int | None = None) -> Any:
     """`configs[mode]`, with the full-mode dataset chosen by `dataset` (see `full_dataset`);
-    ci always runs on the ci benchmark and ignores `dataset`."""
+    ci always runs on the ci benchmark and ignores `dataset`.
+
+    `epochs` (a notebook parameter of every chapter page that trains) replaces the config's
+    `epochs` when given: a quick look, or the full-mode smoke test, which shrinks full mode only
+    through parameters a reader could pass too. None keeps the preset's schedule. A config
+    whose schedule depends on the epochs (milestones, per-stream epochs) scales it in its
+    chapter's `config`.
+    """
     if mode not in configs:
         raise ValueError(f"mode must be one of {sorted(configs)}, got {mode!r}")
     cfg = configs[mode]
-    return cfg if mode == "ci" else dataclasses.replace(cfg, **full_dataset(dataset))
+    if mode != "ci":
+        cfg = dataclasses.replace(cfg, **full_dataset(dataset))
+    if epochs is not None:
+        if int(epochs) < 1:
+            raise ValueError(f"epochs must be >= 1 (or None for the preset's {cfg.epochs}), got {epochs!r}")
+        cfg = dataclasses.replace(cfg, epochs=int(epochs))
+    return cfg
 
 
 def preflight(cfg: Any = None, *, mode: str | None = None, dataset: str | None = None, layout: str | None = None,

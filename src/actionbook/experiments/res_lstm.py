@@ -164,10 +164,11 @@ CONFIGS: dict[str, Config] = {
 }
 
 
-def config(mode: str, *, dataset: str = "ucf101") -> Config:
+def config(mode: str, *, dataset: str = "ucf101", epochs: int | None = None) -> Config:
     """`CONFIGS[mode]`, with the full-mode dataset chosen by `dataset` ("ucf101", "hmdb51" or
-    "generated"; `chapter.full_dataset`). ci always runs on the ci benchmark."""
-    return chapter.config_for(CONFIGS, mode, dataset=dataset)
+    "generated"; `chapter.full_dataset`) and `epochs` overriding the preset's when given. ci
+    always runs on the ci benchmark."""
+    return chapter.config_for(CONFIGS, mode, dataset=dataset, epochs=epochs)
 
 
 def preflight(cfg: Config) -> dict[str, Any]:
