@@ -184,8 +184,16 @@ CONFIGS: dict[str, Config] = {
 def config(mode: str, *, dataset: str = "ucf101", epochs: int | None = None) -> Config:
     """`CONFIGS[mode]`, with the full-mode dataset chosen by `dataset` ("ucf101", "hmdb51" or
     "generated"; `chapter.full_dataset`) and `epochs` overriding the preset's when given. ci
-    always runs on the ci benchmark."""
-    return chapter.config_for(CONFIGS, mode, dataset=dataset, epochs=epochs)
+    always runs on the ci benchmark.
+
+    The lr schedule scales with `epochs`: the paper divides the lr by 10 after epoch 8 of 12,
+    so `epochs=6` divides it after epoch 4 (a milestone is never before epoch 1).
+    """
+    cfg = chapter.config_for(CONFIGS, mode, dataset=dataset, epochs=epochs)
+    base = CONFIGS[mode].epochs
+    if epochs is not None and cfg.epochs != base:
+        cfg = replace(cfg, milestones=tuple(sorted({max(1, round(m * cfg.epochs / base)) for m in cfg.milestones})))
+    return cfg
 
 
 def preflight(cfg: Config) -> dict[str, Any]:
