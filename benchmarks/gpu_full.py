@@ -32,8 +32,9 @@ It needs a CUDA device and stops at once, with one line saying so, without one. 
 Skipped, and said so in the output: Res-LSTM's R(2+1)D-18 10-crop features (MRRN is the chapter
 run here), bf16 in feature extraction (`extract_features` computes in fp32; the in-memory rows
 show what bf16 would gain), and the real weights' accuracy. The defaults (10 classes x 5 videos
-of 150 frames, 2 epochs) fit in about ten minutes of an H100-class GPU with 16 CPU cores; the
-notebook stage is the longest: `--skip notebook` leaves it out.
+of 150 frames, 2 epochs) are sized to fit in ten minutes on a GPU machine with 16 CPU cores: an
+estimate from CPU rates, not yet measured on a GPU. TV-L1 (CPU) and the notebook stage are the
+longest: `--flow-videos` and `--skip notebook` shorten them.
 
 Multi-GPU: full mode trains through `torchrun` (`engine.fit` joins the process group: nccl on
 GPUs), the path this script's train stage takes with one process. On N GPUs, train with
@@ -82,6 +83,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--_train-worker", dest="train_worker", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.skip = {s for s in args.skip.split(",") if s}
+    for name, lo, hi in (("classes", 2, 101), ("train", 1, 18), ("test", 1, 7), ("frames", 2, 10_000),
+                         ("flow_videos", 1, 10_000), ("epochs", 1, 1_000), ("gpus", 1, 64), ("workers", 1, 256)):
+        if not lo <= getattr(args, name) <= hi:
+            p.error(f"--{name.replace('_', '-')} must be in {lo}..{hi} (UCF-101 split 1 has 18 training and 7 test "
+                    f"groups, 101 classes), got {getattr(args, name)}")
     if args.skip - set(STAGES):
         p.error(f"--skip: unknown stage(s) {sorted(args.skip - set(STAGES))}; the stages are {', '.join(STAGES)}")
     return args

@@ -52,9 +52,11 @@ def test_refuses_in_one_line_without_cuda():
     assert len(lines) == 1 and lines[0].startswith("gpu_full: no CUDA device") and "--dry-run-cpu" in lines[0]
 
 
-def test_unknown_stage_is_refused():
+def test_unknown_stage_and_impossible_sizes_are_refused():
     r = _run("--skip", "decode,warp", "--dry-run-cpu")
     assert r.returncode == 2 and "unknown stage(s) ['warp']" in r.stderr
+    r = _run("--train", "19", "--dry-run-cpu")
+    assert r.returncode == 2 and "--train must be in 1..18" in r.stderr
 
 
 def test_projection_and_table():
