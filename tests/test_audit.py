@@ -212,3 +212,14 @@ def test_detectable_effect_gives_the_promised_power():
     assert detectable_effect(n_test=400, n_seeds=5, accuracy=0.6) < d
     assert detectable_effect(n_test=80, n_seeds=10, accuracy=0.6) < d
     assert detectable_effect(n_test=80, n_seeds=5, accuracy=0.6, n_claims=10) > d
+
+
+def test_detectable_effect_at_an_accuracy_of_zero_or_one():
+    """Full mode on a small test set can score every video right (or wrong): the planning formula
+    takes that as half a video from the edge instead of refusing (found by the full-mode smoke test)."""
+    edge = detectable_effect(n_test=4, n_seeds=1, accuracy=0.125)
+    assert detectable_effect(n_test=4, n_seeds=1, accuracy=0.0) == edge
+    assert detectable_effect(n_test=4, n_seeds=1, accuracy=1.0) == detectable_effect(n_test=4, n_seeds=1, accuracy=0.875)
+    assert math.isfinite(edge) and edge > 0
+    with pytest.raises(ValueError, match=r"fraction in \[0, 1\]"):
+        detectable_effect(n_test=4, n_seeds=1, accuracy=1.5)

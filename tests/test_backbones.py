@@ -48,6 +48,20 @@ def test_weights_load_offline_through_torchvision(tmp_path, monkeypatch):
         B.backbone("resnet18", layer="layer4", weights="IMAGENET1K_V1", mode="full")
 
 
+def test_random_weights_go_under_the_official_name_and_never_replace_a_file(tmp_path, monkeypatch):
+    """`save_random_weights` (the full-mode smoke test, benchmarks/gpu_full.py) writes a state_dict
+    of the right architecture where torchvision looks for the DEFAULT weights; a file already
+    there (perhaps the real one) is left alone."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path = B.save_random_weights("resnet18")
+    assert path == tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    net = B.backbone("resnet18", layer="layer2", weights="DEFAULT", mode="full")  # the real loading path
+    state = torch.load(path, weights_only=True)
+    assert torch.equal(net.stem[0].weight, state["conv1.weight"])
+    path.write_bytes(b"the real file")
+    assert B.save_random_weights("resnet18") == path and path.read_bytes() == b"the real file"
+
+
 def test_ci_refuses_imagenet_weights_and_bad_names():
     with pytest.raises(ValueError, match="ci-pretrained"):
         B.backbone("resnet34", layer="layer4", weights="IMAGENET1K_V1", mode="ci")

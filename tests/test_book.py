@@ -181,6 +181,8 @@ def test_book_builds_offline_with_every_chapter(tmp_path):
     full_html = (html / "book/part/full_results.html").read_text()
     assert "Full-mode results" in full_html and "77.70" in full_html and "NVIDIA H200" in full_html
     assert "61.20" in full_html, "the ci table of the same name is shown beside the full one"
+    assert "paper: UCF-101 split 1" in full_html and "86.9" in full_html, "the paper's numbers are beside ours"
+    assert full_html.index("77.7 ± 0.4 (n=3)") < full_html.index("61.2 ± 0.4 (n=3)")
     nb_html = (html / "book/part/nb.html").read_text()
     assert "executed output 4321" in nb_html, "the book shows the executed outputs"
     assert (html / "_static" / "mathjax" / "MathJax.js").is_file()
@@ -205,6 +207,10 @@ def _fabricate_results(results: Path, *, chapter: str) -> None:
         meta = run_metadata(mode=mode, seed=[0, 1, 2], config=cfg if mode == "full" else {"dataset": "ci"})
         meta.update(commit="abcdef1234567890", dirty=False, hardware={"gpu": gpu, "cpu_count": 16}, written_at="2026-11-29T10:00:00+00:00")
         write_json(folder / "table2.json", meta)
+        # the same table beside the paper's, as a chapter's `tableN_vs_paper` formats it
+        pd.DataFrame({"model": ["Res-LSTM"], "paper: UCF-101 split 1": ["86.9"],
+                      f"ours: {mode}": [f"{acc:.1f} ± 0.4 (n=3)"]}).to_csv(folder / "table2_vs_paper.csv", index=False)
+        write_json(folder / "table2_vs_paper.json", meta)
 
 
 def _mini_book(root: Path) -> None:
@@ -235,6 +241,8 @@ def test_committed_full_results_are_staged_beside_the_ci_ones(tmp_path):
                  "date: 2026-11-29T10:00:00+00:00", "seeds: 0, 1, 2"):
         assert fact in page[full:ci], fact
     assert "hardware: CPU only (16 cores)" in page[ci:]
+    beside = page.index("## table2_vs_paper")
+    assert ci < beside and page.index("paper: UCF-101 split 1", beside) < page.index("77.7 ± 0.4", beside)
     # the repository's own toc is untouched
     assert "full_results" not in (root / "_toc.yml").read_text()
 

@@ -76,6 +76,16 @@ def test_ci_config_is_small_and_valid():
         replace(c, hidden=1000)
 
 
+def test_epochs_scale_the_lr_schedule():
+    """The paper divides the lr after epoch 8 of 12; a shorter or longer run keeps that proportion
+    (with epochs=1, the full-mode smoke test, the drop falls after the last epoch)."""
+    assert M.config("full").milestones == (8,) and M.config("ci").milestones == M.CONFIGS["ci"].milestones
+    assert (M.config("full", epochs=6).epochs, M.config("full", epochs=6).milestones) == (6, (4,))
+    assert M.config("full", epochs=24).milestones == (16,)
+    assert M.config("ci", epochs=1).milestones == (1,)
+    assert M.config("full", epochs=12).milestones == (8,)
+
+
 # --------------------------------------------------------------------------- clip items (chapter.VideoFeatures)
 
 def test_clip_items_gather_each_clips_frames():

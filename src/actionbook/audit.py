@@ -436,12 +436,16 @@ def detectable_effect(*, n_test: int, n_seeds: int, accuracy: float, min_effect:
     seeds hardly matter), its Satterthwaite t quantile, and the worst Holm step for `n_claims`
     claims (Bonferroni: ``alpha / (2 n_claims)``). The mean squares are drawn from their
     normal-theory distributions (a fixed-seed Monte Carlo of 20 000 draws), so the answer is
-    deterministic.
+    deterministic. `accuracy` is the models' expected (or observed) accuracy; 0 and 1 are taken
+    as half a test video from the edge (``0.5 / n_test``), where the binomial variance vanishes.
     """
     if n_test < 2 or n_seeds < 1:
         raise ValueError(f"need n_test >= 2 and n_seeds >= 1, got {n_test}, {n_seeds}")
-    if not 0 < accuracy < 1:
-        raise ValueError(f"accuracy is a fraction in (0, 1), got {accuracy}")
+    if not 0 <= accuracy <= 1:
+        raise ValueError(f"accuracy is a fraction in [0, 1], got {accuracy}")
+    # An observed accuracy of exactly 0 or 1 (every test video wrong or right: a small test set)
+    # would give the differences no variance; it is taken half a video from the edge instead.
+    accuracy = min(max(accuracy, 0.5 / n_test), 1 - 0.5 / n_test)
     if not 0 < power < 1 or n_claims < 1:
         raise ValueError(f"need 0 < power < 1 and n_claims >= 1, got {power}, {n_claims}")
     s, v, n = n_seeds, n_test, 20_000

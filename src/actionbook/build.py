@@ -10,7 +10,8 @@ Committed full-mode results: when `results/full/<chapter>/*.csv` exist (with the
 provenance `results.save` writes), a ci build adds a page `book/<chapter>/full_results` to that
 chapter (or, for a chapter the table of contents does not have, to a closing part), showing
 each full-mode table beside its ci counterpart, each with commit, dataset, split, hardware and
-date. Nothing is added when there are none.
+date. The chapters save each table they show beside the paper's as `<experiment>_vs_paper`, so
+the page has the paper's numbers too. Nothing is added when there are none.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def full_results_page(chapter: str, results: Path) -> str | None:
              "hyper-parameters, on a GPU) and committed under "
              f"`results/full/{chapter}/`; they are shown as they were written, not recomputed by "
              "this build. Beside each is the table of the same name from this build's `ci` run "
-             "(the generated benchmark), when there is one. The paper's own numbers are on the "
-             "chapter's pages.", ""]
+             "(the generated benchmark), when there is one. A table whose name ends in `_vs_paper` "
+             "sets the paper's own numbers (columns named `paper: ...`) beside ours, as the "
+             "chapter's pages do; every table states where it was computed.", ""]
     for csv in tables:
         meta_path = csv.with_suffix(".json")
         if not meta_path.is_file():

@@ -37,8 +37,8 @@ very same numbers as a run that was never interrupted (bit-identical on the CPU)
 
 Multi-process training
 ----------------------
-Started by `torchrun --nproc_per_node N`, `fit` sees `RANK`/`WORLD_SIZE` in the environment,
-joins the process group (gloo on CPU, nccl on GPU), wraps the model in
+Started by `torchrun --nproc_per_node N` (N >= 1: one GPU takes the same path as eight), `fit`
+sees `RANK`/`WORLD_SIZE` in the environment, joins the process group (gloo on CPU, nccl on GPU), wraps the model in
 `DistributedDataParallel` and shards every epoch with the same seeded sampler, so that
 N processes with `batch_size=B/N` each take the very same global batches as one process
 with `batch_size=B`. `evaluate` scores every video exactly once (each process scores a
@@ -524,7 +524,8 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None = None, cfg:
         _check_item(val_ds, "val_ds")
     rank, world, local_rank = _distributed()
     device = resolve_device(cfg.device, local_rank)
-    own_group = world > 1 and not dist.is_initialized()
+    # started by torchrun (even with one process: the path full mode documents for any number of GPUs)
+    own_group = "RANK" in os.environ and "WORLD_SIZE" in os.environ and not dist.is_initialized()
     if own_group:
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -571,7 +572,7 @@ def _fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None, cfg: Train
             tqdm.write(f"resuming from {ckpt} after epoch {start}/{cfg.epochs}")
 
     net = model
-    if world > 1:
+    if dist.is_available() and dist.is_initialized():  # torchrun: DDP, also with one process
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     # The data order of epoch e comes from a generator seeded with cfg.seed + e (also with one
     # process), so it is the same after a resume, and the same global batches for any world size.

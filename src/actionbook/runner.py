@@ -140,6 +140,21 @@ def read_parameters(ipynb: Path, source: Path) -> dict[str, Any]:
     return params
 
 
+def notebook_parameters(source: Path) -> dict[str, Any]:
+    """The parameters cell of a jupytext notebook, read without running it: name -> default."""
+    with tempfile.TemporaryDirectory(prefix="actionbook-params-") as tmp:
+        ipynb = Path(tmp) / (Path(source).stem + ".ipynb")
+        _to_ipynb(Path(source), ipynb)
+        return read_parameters(ipynb, Path(source))
+
+
+def full_mode_notebooks(root: Path = ROOT) -> list[Path]:
+    """The chapter notebooks that run in full mode: every notebook of `_toc.yml` whose parameters
+    cell has both `mode` and `dataset` (a page that reads a dataset). Pages without `dataset`
+    (explanations, timings on random inputs) have no full-mode data path."""
+    return [p for p in book_notebooks(root) if "dataset" in notebook_parameters(p)]
+
+
 def parse_value(text: str) -> Any:
     """`-p` values are read as YAML scalars, like papermill's CLI: 3 -> int, 0.1 -> float,
     true -> bool, [1, 2] -> list, anything else stays a string."""

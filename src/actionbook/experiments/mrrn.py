@@ -134,7 +134,10 @@ class Config:
     eval_batch_size: int = 256
     device: str = "auto"
     threads: int | None = None  # torch CPU threads while training the heads (None: torch's default)
-    progress: bool = True      # progress bars for extraction and training (off in ci: the page stays clean)
+    # progress bars for extraction and training: off in both presets. In a page that papermill executes,
+    # every epoch's bar became a line of the page (thousands in full mode); the runner reports progress
+    # per notebook. Pass progress=True to `features` / `Runs` in an interactive session.
+    progress: bool = False
     extract_workers: int = 2
     timing: TimingConfig = field(default_factory=TimingConfig)
 
@@ -174,7 +177,7 @@ CONFIGS: dict[str, Config] = {
     # small inputs and batches for the timings.
     "ci": Config(mode="ci", dataset="ci", layout="ucf101", dataset_label="generated benchmark (ci)",
                  paper_dataset="UCF-101", max_clips=5, train_crops="center", hidden_sizes=(8, 16, 32), hidden=32,
-                 dropout=0.0, lr=1e-3, lr_shallow=1e-2, threads=1, progress=False,
+                 dropout=0.0, lr=1e-3, lr_shallow=1e-2, threads=1,
                  timing=TimingConfig(rrn_batch=2, cnn3d_batch=8, frames=8, cnn3d_frames=8, image=32,
                                      cnn3d_image=32, repeats=7, warmup=1, head_input=128,
                                      head_hidden=256, head_layers=3, head_batch=8, threads=1)),
@@ -184,8 +187,16 @@ CONFIGS: dict[str, Config] = {
 def config(mode: str, *, dataset: str = "ucf101", epochs: int | None = None) -> Config:
     """`CONFIGS[mode]`, with the full-mode dataset chosen by `dataset` ("ucf101", "hmdb51" or
     "generated"; `chapter.full_dataset`) and `epochs` overriding the preset's when given. ci
-    always runs on the ci benchmark."""
-    return chapter.config_for(CONFIGS, mode, dataset=dataset, epochs=epochs)
+    always runs on the ci benchmark.
+
+    The lr schedule scales with `epochs`: the paper divides the lr by 10 after epoch 8 of 12,
+    so `epochs=6` divides it after epoch 4 (a milestone is never before epoch 1).
+    """
+    cfg = chapter.config_for(CONFIGS, mode, dataset=dataset, epochs=epochs)
+    base = CONFIGS[mode].epochs
+    if epochs is not None and cfg.epochs != base:
+        cfg = replace(cfg, milestones=tuple(sorted({max(1, round(m * cfg.epochs / base)) for m in cfg.milestones})))
+    return cfg
 
 
 def preflight(cfg: Config) -> dict[str, Any]:

@@ -171,6 +171,28 @@ def weights_path(weights: WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / file_name
 
 
+def save_random_weights(name: str) -> Path:
+    """Write a *randomly initialised* state_dict of `name`'s architecture where torchvision looks
+    for its DEFAULT weights (`weights_path`), and return that path.
+
+    For tests and timings only (the full-mode smoke test, `benchmarks/gpu_full.py`): the real
+    loading path then runs offline, while no number computed from these weights means anything.
+    A file already there is left alone (it may be the real one).
+    """
+    from actionbook.io import atomic_write
+
+    s = spec(name)
+    path = weights_path(s.weights.DEFAULT)
+    if path.is_file():
+        return path
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        state = s.build(weights=None).state_dict()
+    with atomic_write(path, "wb") as f:
+        torch.save(state, f)
+    return path
+
+
 def load_weights(weights: WeightsEnum) -> dict[str, torch.Tensor]:
     """The state_dict of `weights` from the offline cache, or a `MissingWeightsError` saying
     exactly which file to fetch from where and where to put it."""
