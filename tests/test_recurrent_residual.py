@@ -110,3 +110,18 @@ def test_skip_types_are_eq_2_to_4(kind, unit_name):
     extra = sum(p.numel() for p in wrapped.parameters()) - sum(p.numel() for p in unit.parameters())
     cin, cout = c, wrapped.unit.bn2.num_features
     assert extra == {"identity": 0, "linear": cin * cout, "nonlinear": cin * cout + 2 * cout}[kind]
+
+
+def test_backbone_maps_entering_any_unit():
+    from actionbook.features import backbones as B
+
+    x = torch.rand(2, 3, 56, 56)
+    with torch.no_grad():
+        get = lambda layer: B.backbone("resnet18", layer=layer, weights=None, mode="ci")(x)  # noqa: E731 (same seed)
+        assert get("stem_map").shape == (2, 64, 14, 14)
+        torch.testing.assert_close(get("layer1.1_map"), get("layer1_map"))      # the last unit = the stage
+        torch.testing.assert_close(get("layer4.0_map"), get("conv5_1_map"))     # the Relational LSTM's name
+        assert get("layer2.0_map").shape == (2, 128, 7, 7)
+        assert not torch.allclose(get("layer3.0_map"), get("layer3_map"))       # one unit short of the stage
+    with pytest.raises(ValueError, match="has 2 units"):
+        B.backbone("resnet18", layer="layer2.2_map", weights=None, mode="ci")

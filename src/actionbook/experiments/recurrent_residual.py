@@ -155,16 +155,21 @@ CONFIGS: dict[str, Config] = {
                    paper_dataset="UCF-101", notes=_FULL_NOTES),
     # ci: the generated benchmark at toy size; each scaled-down choice is named in `notes`.
     "ci": Config(mode="ci", dataset="ci", layout="ucf101", dataset_label="generated benchmark (ci)",
-                 paper_dataset="UCF-101", base_map="layer2.0_map", positions=("Block2", "Mid Block4", "Block4"),
-                 epochs=3, lr=1e-4,
+                 paper_dataset="UCF-101", base_map="layer3_map", positions=("Mid Block4", "Block4"),
+                 contexts=(1, 2, 3), epochs=3, lr=1e-4,
                  gru_steps=5, head_epochs=30, head_batch=32, threads=1, progress=False, extract_workers=1,
                  notes=("the ci ResNet-18 (2 BasicBlock units per stage, pretrained on generated still images) "
                         "stands in for the ImageNet ResNet-50",
-                        "Block1 runs in full mode only: training every unit above the stem for 5 seeds does not "
-                        "fit the book's ci time budget",
-                        "3 epochs, lr 1e-4: chosen on the training loss",
+                        "Block1, Block2 and context 5 run in full mode only: they train most of the network "
+                        "(Block1 every unit above the stem, Block2 and context 5 from block 2 or 3 upward), and "
+                        "with 5 seeds they do not fit the book's ci time budget (measured: about 1.5-2.5 times the "
+                        "time of a Block4 run each)",
+                        "3 epochs, lr 1e-4 (the paper gives neither): the most the ci time budget allows; the "
+                        "training loss is still falling after them (about 2.4-2.5 against ln 20 = 3.0 at chance), "
+                        "and lr 1e-3 or a 10x larger lr for the new classifier did not lower it (training "
+                        "sub-sequences only, no test video scored)",
                         "the GRU reads 5 evenly spread sampled frames (the shortest ci video has 5)",
-                        "one map extracted (the map entering layer2.1, Block2's unit); the maps entering higher "
+                        "one map extracted (the map entering layer4.0, the lowest unit trained in ci); the maps entering higher "
                         "units and Table 1's pooled features computed from it by the frozen units (the same "
                         "numbers, one decoding pass)",
                         "one CPU thread per run (small networks gain little from two on a shared machine)")),
@@ -205,9 +210,10 @@ def _extract(cfg: Config, layer: str, subset: str, progress: bool | None) -> Fea
 def pooled(cfg: Config, *, progress: bool | None = None) -> dict[str, dict[str, FeatureSet]]:
     """Table 1's features: every sampled frame after block 2, 3, 4, averaged over space.
     `{block: {"train": FeatureSet, "test": FeatureSet}}`, video i a (K_i, D) tensor."""
-    if cfg.base_map is not None:
+    if cfg.base_map is not None:  # from the base map where it lies below the block, else extracted
         d = derived(cfg, progress=progress)
-        return {b: d[LAYER_OF[b]] for b in BLOCKS}
+        return {b: d[LAYER_OF[b]] if LAYER_OF[b] in d else
+                {s: _extract(cfg, LAYER_OF[b], s, progress) for s in ("train", "test")} for b in BLOCKS}
     return {b: {s: _extract(cfg, LAYER_OF[b], s, progress) for s in ("train", "test")} for b in BLOCKS}
 
 
@@ -262,6 +268,9 @@ def derived(cfg: Config, *, progress: bool | None = None) -> dict[str, dict[str,
     names = unit_names(net)
     lo = next(i for i, n in enumerate(names) if entering_map(n) == cfg.base_map)
     out: dict[str, dict[str, FeatureSet]] = {cfg.base_map: base}
+    if cfg.base_map.endswith("_map") and "." not in cfg.base_map and cfg.base_map != "stem_map":  # a stage's output
+        out[cfg.base_map[:-len("_map")]] = {s: f.map(lambda x: x.mean(dim=(2, 3)), name="spatial mean")
+                                            for s, f in base.items()}
     for subset, fs in base.items():
         sizes = [len(x) for x in fs.features]
         x = torch.cat(fs.features)                                       # (sum K, C, H, W)
@@ -539,7 +548,9 @@ def table3_vs_paper(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
 def table4_vs_paper(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     paper = results.paper_table(CHAPTER, "table4")
     p, o = _labels(cfg)
-    return results.paper_vs_ours(ours, paper, on=["context"], value="error", paper_label=p, ours_label=o, digits=3)
+    out = results.paper_vs_ours(ours, paper, on=["context"], value="error", paper_label=p, ours_label=o, digits=3)
+    out[o] = [v if int(t) in cfg.contexts else f"full mode only ({cfg.mode})" for t, v in zip(out["context"], out[o])]
+    return out
 
 
 def table5_vs_paper(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
@@ -638,7 +649,8 @@ def claims(cfg: Config) -> list[Claim]:
         Claim("I5a", "two temporal skips (context 3) beat none", k["ctx3"], k["ctx1"],
               paper_effect=_gain(t4, 3, 1), paper_source="Table 4"),
         Claim("I5b", "context 5 gains nothing over context 2", k["ctx5"], k["ctx2"], expect="no_gain",
-              paper_effect=_gain(t4, 5, 2), paper_source="Table 4"),
+              paper_effect=_gain(t4, 5, 2), paper_source="Table 4",
+              not_testable="" if 5 in cfg.contexts else "context 5 is trained in full mode only"),
     ]
 
 
@@ -646,7 +658,7 @@ def conditions(runs: Runs) -> dict[str, Callable[[int], Tensor]]:
     """Every condition the claims name -> its test scores (V, C) for a seed."""
     out: dict[str, Callable[[int], Tensor]] = {}
     for key in _keys(runs.cfg).values():
-        if isinstance(key, RunKey) and key.context == 2 and key.position not in runs.cfg.positions:
+        if isinstance(key, RunKey) and (key.position not in runs.cfg.positions or key.context not in runs.cfg.contexts):
             continue  # not trained in this mode (its claims say so)
         get = runs.head if isinstance(key, HeadKey) else runs.get
         out[key.condition] = lambda s, key=key, get=get: get(replace(key, seed=s)).video_scores
