@@ -128,3 +128,12 @@ def test_outcomes_mark_right_and_wrong_per_video(runs):
     out = X.outcomes(runs, seeds=1, claimed=cl)
     assert set(out["correct"]) <= {0, 1} and len(out) == 4 * len(runs.video_ids)
     assert isinstance(out, pd.DataFrame) and {"condition", "seed", "video", "category"} <= set(out.columns)
+
+
+def test_category_claims_cover_the_categories_with_test_videos(runs):
+    from actionbook.categories import class_categories
+
+    per_cat = X.category_claims(runs)
+    assert [c.category for c in per_cat] == list(dict.fromkeys(class_categories(CLASSES, layout="generated")))
+    out = X.outcomes(runs, seeds=1, claimed=per_cat)
+    assert set(out["condition"]) == {runs.best(0).condition, runs.baseline(0).condition}

@@ -81,23 +81,24 @@ SKIP_LABEL = {"identity": "identity", "linear": "conv linear", "nonlinear": "con
 RUNS_VERSION = "1"  # bump when a change in the models or the data preparation changes the numbers
 
 __all__ = ["CHAPTER", "BLOCKS", "LAYER_OF", "METHODS", "POSITIONS", "SKIPS", "Config", "CONFIGS", "config",
-           "preflight", "pooled", "maps", "derived", "pretrained_net", "entering_map", "HeadKey", "RunKey", "Runs", "AveragePooling", "GRUHead",
+           "preflight", "pooled", "maps", "derived", "pretrained_net", "entering_map", "HeadKey", "RunKey", "Runs",
+           "AveragePooling", "GRUHead",
            "run_table1", "table1_vs_paper", "run_table2", "table2_vs_paper", "run_table3", "table3_vs_paper",
-           "run_table4", "table4_vs_paper", "table5_vs_paper", "run_categories", "claims", "conditions",
-           "outcomes", "run_claims"]
+           "run_table4", "table4_vs_paper", "table5_vs_paper", "run_categories", "claims", "category_claims",
+           "conditions", "outcomes", "run_claims"]
 
 
 # --------------------------------------------------------------------------- configs
 
 @dataclass(frozen=True)
 class Config:
-    """Everything the chapter's experiments depend on; `CONFIGS[mode]` holds the two presets."""
+    """The chapter's settings (`CONFIGS["full"]`: the paper's; `CONFIGS["ci"]`: scaled down, see its notes)."""
 
     mode: str
-    dataset: str               # a generated benchmark name ("ci", "full") or a dataset folder
-    layout: str                # "ucf101" or "hmdb51"
-    dataset_label: str         # how tables name our data, e.g. "UCF-101 split 1"
-    paper_dataset: str         # the paper's dataset our numbers are set beside
+    dataset: str               # "ci" / "full" (generated) or the folder of a real dataset
+    layout: str                # the dataset's layout: "ucf101" or "hmdb51"
+    dataset_label: str         # our data, as the tables name it
+    paper_dataset: str         # the paper's data, beside which our numbers stand
     split: int = 1
     backbone: str = "resnet50"  # the paper's; ci builds its ResNet-18 stand-in (features.backbones)
     step: int = 10             # every step-th frame (Sec. 4)
@@ -150,29 +151,29 @@ _FULL_NOTES = (
     "UCF-101 split 1 (the paper does not state the split of its ablations)",
 )
 
+_FULL = Config(mode="full", dataset=str(Path("ucf101")), layout="ucf101", dataset_label="UCF-101 split 1",
+               paper_dataset="UCF-101", notes=_FULL_NOTES)
 CONFIGS: dict[str, Config] = {
-    "full": Config(mode="full", dataset=str(Path("ucf101")), layout="ucf101", dataset_label="UCF-101 split 1",
-                   paper_dataset="UCF-101", notes=_FULL_NOTES),
+    "full": _FULL,
     # ci: the generated benchmark at toy size; each scaled-down choice is named in `notes`.
-    "ci": Config(mode="ci", dataset="ci", layout="ucf101", dataset_label="generated benchmark (ci)",
-                 paper_dataset="UCF-101", base_map="layer3_map", positions=("Mid Block4", "Block4"),
-                 contexts=(1, 2, 3), epochs=3, lr=1e-4,
-                 gru_steps=5, head_epochs=30, head_batch=32, threads=1, progress=False, extract_workers=1,
-                 notes=("the ci ResNet-18 (2 BasicBlock units per stage, pretrained on generated still images) "
-                        "stands in for the ImageNet ResNet-50",
-                        "Block1, Block2 and context 5 run in full mode only: they train most of the network "
-                        "(Block1 every unit above the stem, Block2 and context 5 from block 2 or 3 upward), and "
-                        "with 5 seeds they do not fit the book's ci time budget (measured: about 1.5-2.5 times the "
-                        "time of a Block4 run each)",
-                        "3 epochs, lr 1e-4 (the paper gives neither): the most the ci time budget allows; the "
-                        "training loss is still falling after them (about 2.4-2.5 against ln 20 = 3.0 at chance), "
-                        "and lr 1e-3 or a 10x larger lr for the new classifier did not lower it (training "
-                        "sub-sequences only, no test video scored)",
-                        "the GRU reads 5 evenly spread sampled frames (the shortest ci video has 5)",
-                        "one map extracted (the map entering layer4.0, the lowest unit trained in ci); the maps entering higher "
-                        "units and Table 1's pooled features computed from it by the frozen units (the same "
-                        "numbers, one decoding pass)",
-                        "one CPU thread per run (small networks gain little from two on a shared machine)")),
+    "ci": replace(_FULL, mode="ci", dataset="ci", dataset_label="generated benchmark (ci)", base_map="layer3_map",
+                  positions=("Mid Block4", "Block4"), contexts=(1, 2, 3), epochs=3, lr=1e-4, gru_steps=5,
+                  head_epochs=30, head_batch=32, threads=1, progress=False, extract_workers=1,
+                  notes=("the ci ResNet-18 (2 BasicBlock units per stage, pretrained on generated still images) "
+                         "stands in for the ImageNet ResNet-50",
+                         "Block1, Block2 and context 5 run in full mode only: they train most of the network "
+                         "(Block1 every unit above the stem, Block2 and context 5 from block 2 or 3 upward), and "
+                         "with 5 seeds they do not fit the book's ci time budget (measured: about 1.5-2.5 times the "
+                         "time of a Block4 run each)",
+                         "3 epochs, lr 1e-4 (the paper gives neither): the most the ci time budget allows; the "
+                         "training loss is still falling after them (about 2.4-2.5 against ln 20 = 3.0 at chance), "
+                         "and lr 1e-3 or a 10x larger lr for the new classifier did not lower it (training "
+                         "sub-sequences only, no test video scored)",
+                         "the GRU reads 5 evenly spread sampled frames (the shortest ci video has 5)",
+                         "one map extracted for the networks (layer3's output, entering layer4.0, the lowest unit "
+                         "trained in ci); the maps entering higher units and the block 3-4 features of Table 1 "
+                         "computed from it by the frozen units (the same numbers, fewer decoding passes)",
+                         "one CPU thread per run (small networks gain little from two on a shared machine)")),
 }
 
 
@@ -652,6 +653,19 @@ def claims(cfg: Config) -> list[Claim]:
               paper_effect=_gain(t4, 5, 2), paper_source="Table 4",
               not_testable="" if 5 in cfg.contexts else "context 5 is trained in full mode only"),
     ]
+
+
+def category_claims(runs: Runs) -> list[Claim]:
+    """Claim I6 restricted to the test videos of each coarse category that has at least two of
+    them: where a temporal skip should (temporal order, motion) or need not (appearance) help.
+    Descriptive companions of I6, not claims of the paper; audit them as their own family."""
+    from actionbook.audit import Claim
+
+    cats = runs.categories or []
+    counts = pd.Series([cats[int(t)] for t in runs.labels("test")]).value_counts() if cats else pd.Series(dtype=int)
+    best, base = runs.best(0).condition, runs.baseline(0).condition
+    return [Claim(f"I6-{c}", f"one temporal skip beats none on {c} videos", best, base, category=c)
+            for c in dict.fromkeys(cats) if counts.get(c, 0) >= 2]
 
 
 def conditions(runs: Runs) -> dict[str, Callable[[int], Tensor]]:
