@@ -137,3 +137,27 @@ def test_category_claims_cover_the_categories_with_test_videos(runs):
     assert [c.category for c in per_cat] == list(dict.fromkeys(class_categories(CLASSES, layout="generated")))
     out = X.outcomes(runs, seeds=1, claimed=per_cat)
     assert set(out["condition"]) == {runs.best(0).condition, runs.baseline(0).condition}
+
+
+def test_full_mode_stops_before_any_work_without_the_dataset(tmp_path, monkeypatch):
+    from actionbook.data.readers import DatasetError
+
+    monkeypatch.setenv("ACTIONBOOK_DATA", str(tmp_path))
+    with pytest.raises(DatasetError, match="ucf101"):
+        X.preflight(X.config("full"))
+
+
+def test_full_mode_builds_the_resnet50_networks_on_maps(tmp_path):
+    # the full-mode code path (Bottleneck units, ResNet-50 names) at toy size, random weights
+    cfg = replace(X.CONFIGS["full"], weights=None, epochs=1, positions=("Block4",), contexts=(1, 2), threads=1,
+                  device="cpu")
+    maps = {"layer4.2": {s: _fs(s, (2048, 2, 2), videos=6, seed=i) for i, s in enumerate(("train", "test"))}}
+    pooled = {b: {s: _fs(s, (d,), videos=6, seed=i) for i, s in enumerate(("train", "test"))}
+              for b, d in zip(X.BLOCKS, (512, 1024, 2048))}
+    runs = X.Runs(cfg, cache=False, maps=maps, pooled=pooled)
+    assert runs.first_unit(X.RunKey("Block4", "identity", 2, 0)) == "layer4.2"
+    assert runs.first_unit(X.RunKey("Block4", "identity", 3, 0)) == "layer4.1"
+    model = runs.model(X.RunKey("Block4", "nonlinear", 2, 0))
+    assert model.unit_names == ["layer4.2"] and model.fc.out_features == len(CLASSES)
+    r = runs.row(X.RunKey("Block4", "identity", 2, 0))
+    assert 0 <= r["error"] <= 1
