@@ -22,9 +22,12 @@ Layer names (torchvision's, so a reader can find them in the model's code):
   input of block4, on which Iqbal et al. train block4 with temporal skip connections.
 - `conv5_1_map`, `conv5_2_map`, `conv5_3_map`: after the 1st / 2nd / 3rd residual unit of
   conv5_x (= `layer4[0]`, `layer4[1]`, `layer4[2]`), where the Relational LSTM reads.
-- `stem_map` (after the stem: conv1, bn1, relu, maxpool) and `layerS.U_map` (after unit U,
-  0-based, of stage S: torchvision's module `layerS.U`): the maps entering any residual unit,
-  where Iqbal et al.'s temporal skips start training (`models.recurrent_residual`).
+- `layer1.0_map` ... `layer4.2_map`: after one residual unit, named as torchvision names it
+  (`layer2.1` is the 2nd unit of stage 2), unpooled. The Relational LSTM chapter's ci reads
+  `layer1.1`, `layer2.0` and `layer2.1`, the last three units that still give >= 7 x 7 maps at 56 px.
+- `stem_map`: after the stem (conv1, bn1, relu, maxpool), the map entering `layer1.0`. With the
+  unit maps it names the input of every residual unit, where Iqbal et al.'s temporal skips
+  start training (`models.recurrent_residual`).
 - `pool` (3D CNNs): the global-average-pooled output of the last stage, 512-d per clip.
 
 Stand-ins, named so the book can say them:
@@ -238,12 +241,12 @@ class FrameBackbone(nn.Module):
             body = stages[:3] + [net.layer4[:unit]]
         elif layer == "stem_map":
             body = []
-        elif "." in layer:  # layerS.U_map: after unit U of stage S
-            s, u = (int(v) for v in layer[len("layer"):-len("_map")].split("."))
-            if u >= len(stages[s - 1]):
-                raise ValueError(f"layer {layer!r} does not exist: this network's layer{s} has "
-                                 f"{len(stages[s - 1])} units (0-based)")
-            body = stages[: s - 1] + [stages[s - 1][: u + 1]]
+        elif "." in layer:  # layer2.1_map -> stages 1, then units 0..1 of stage 2
+            stage, unit = (int(v) for v in layer.removesuffix("_map").removeprefix("layer").split("."))
+            if unit >= len(stages[stage - 1]):
+                raise ValueError(f"layer {layer!r} does not exist: stage layer{stage} of this network has "
+                                 f"{len(stages[stage - 1])} units")
+            body = stages[:stage - 1] + [stages[stage - 1][:unit + 1]]
         else:
             body = stages[: int(layer[len("layer")])]
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
@@ -279,11 +282,11 @@ def _check_layer(s: BackboneSpec, layer: str) -> None:
         ok = layer == "pool"
     else:
         ok = layer in {f"layer{i}{m}" for i in range(1, 5) for m in ("", "_map")} | {
-            f"conv5_{u}_map" for u in (1, 2, 3)} | {"stem_map"} | {
-            f"layer{i}.{u}_map" for i in range(1, 5) for u in range(36)}
+            f"conv5_{u}_map" for u in (1, 2, 3)} | {f"layer{i}.{u}_map" for i in range(1, 5) for u in range(36)} | {
+            "stem_map"}
     if not ok:
         choices = "'pool'" if s.kind == "clip" else ("layer1..layer4, layer1_map..layer4_map, conv5_1_map..conv5_3_map, "
-                                                       "stem_map, layerS.U_map")
+                                                     "layerS.U_map (unit U of stage S, e.g. layer2.1_map), stem_map")
         raise ValueError(f"backbone {s.name!r} has no layer {layer!r}; choose {choices}")
 
 
