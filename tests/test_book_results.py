@@ -93,3 +93,59 @@ def test_controls_page_writes_every_control_over_five_seeds(executed_ci):
     v, g = K.verdicts(df), glued(ipynb)
     assert g["n_pos_ok"] == int(v[v.role == "positive"]["meets target"].sum())
     assert g["n_neg_ok"] == int(v[v.role == "negative"]["meets target"].sum())
+
+
+# --------------------------------------------------------------------------- recurrent residual networks (Iqbal et al.)
+
+RRES_METHOD, RRES_EXP, RRES_CLAIMS = ("book/recurrent_residual/method.md", "book/recurrent_residual/experiments.md",
+                                      "book/recurrent_residual/claims.md")
+
+
+def test_recurrent_residual_method_page_checks_the_reach_of_the_skips(executed_ci):
+    g = glued(executed_ci(RRES_METHOD)[0])
+    assert g["m_reach_ok"] is True  # every context T sees exactly its last T frames (gradients)
+    assert g["m_linear_block4"] == "4,194,304"  # a 2048 x 2048 1x1 convolution in ResNet-50's last unit
+
+
+def test_recurrent_residual_tables_are_error_rates_beside_the_papers(executed_ci):
+    from actionbook.experiments import recurrent_residual as X
+
+    nb, res = executed_ci(RRES_EXP)
+    g = glued(nb)
+    for name in ("e_avg4", "e_gru4", "e_avg2", "e_ctx1", "e_ctx2"):
+        assert 0 <= float(g[name]) <= 1, (name, g[name])
+    assert g["e_gru_wins"] in range(7)  # settings (of six) where the GRU has the lower mean error
+    t1 = pd.read_csv(res / "ci" / X.CHAPTER / "table1.csv")
+    m1 = t1.groupby(["features", "method", "znorm"])["error"].mean()
+    assert g["e_gru_wins"] == sum(m1[b, "GRU", z] < m1[b, "average pooling", z] for b in X.BLOCKS for z in ("yes", "no"))
+    chance_error = 1 - 1 / g["e_classes"]
+    assert float(g["e_avg4"]) < chance_error - 0.1  # frozen block4 features carry the classes
+    cfg = X.config("ci")
+    for table in ("table1", "table2", "table3", "table4", "table5", "categories"):
+        df = pd.read_csv(res / "ci" / X.CHAPTER / f"{table}.csv")
+        assert df["error"].between(0, 1).all() and df["seed"].nunique() >= 5, table
+    t2 = pd.read_csv(res / "ci" / X.CHAPTER / "table2.csv")
+    assert set(t2["position"]) == set(cfg.positions)
+
+
+def test_recurrent_residual_claims_table_has_one_row_per_declared_claim(executed_ci):
+    from actionbook import audit
+    from actionbook.experiments import recurrent_residual as X
+
+    nb, res = executed_ci(RRES_CLAIMS)
+    table = pd.read_csv(res / "ci" / X.CHAPTER / "claims.csv")
+    declared = X.claims(X.config("ci"))
+    assert list(table["claim"]) == [c.id for c in declared]
+    assert list(table.columns) == list(audit.COLUMNS)  # the shared schema
+    testable = table["verdict"] != "not testable here"
+    assert testable.sum() >= 7
+    assert (table.loc[testable, "n_seeds"] >= 5).all()
+    assert table.loc[testable, "verdict"].isin(["holds", "no gain", "reversed", "inconclusive"]).all()
+    assert table.loc[~testable, "reason"].str.contains("full mode only").all()
+    t = table[testable]
+    assert (t["ci_low"] <= t["effect"]).all() and (t["effect"] <= t["ci_high"]).all()
+    assert table["paper_effect"].notna().all()  # every claim has the paper's own effect
+    g = glued(nb)
+    assert all(g[f"v_{c}"] == v for c, v in zip(table["claim"], table["verdict"]))
+    for name, value in g.items():
+        assert "nan" not in str(value).split(), (name, value)
