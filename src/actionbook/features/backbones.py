@@ -22,6 +22,9 @@ Layer names (torchvision's, so a reader can find them in the model's code):
   input of block4, on which Iqbal et al. train block4 with temporal skip connections.
 - `conv5_1_map`, `conv5_2_map`, `conv5_3_map`: after the 1st / 2nd / 3rd residual unit of
   conv5_x (= `layer4[0]`, `layer4[1]`, `layer4[2]`), where the Relational LSTM reads.
+- `layer1.0_map` ... `layer4.2_map`: after one residual unit, named as torchvision names it
+  (`layer2.1` is the 2nd unit of stage 2), unpooled. The Relational LSTM chapter's ci reads
+  `layer1.1`, `layer2.0` and `layer2.1`, the last three units that still give >= 7 x 7 maps at 56 px.
 - `pool` (3D CNNs): the global-average-pooled output of the last stage, 512-d per clip.
 
 Stand-ins, named so the book can say them:
@@ -233,6 +236,12 @@ class FrameBackbone(nn.Module):
                 raise ValueError(f"layer {layer!r} does not exist: this network's conv5_x has "
                                  f"{len(net.layer4)} units (ci's ResNet-18 has 2, ResNet-50/101 have 3)")
             body = stages[:3] + [net.layer4[:unit]]
+        elif "." in layer:  # layer2.1_map -> stages 1, then units 0..1 of stage 2
+            stage, unit = (int(v) for v in layer.removesuffix("_map").removeprefix("layer").split("."))
+            if unit >= len(stages[stage - 1]):
+                raise ValueError(f"layer {layer!r} does not exist: stage layer{stage} of this network has "
+                                 f"{len(stages[stage - 1])} units")
+            body = stages[:stage - 1] + [stages[stage - 1][:unit + 1]]
         else:
             body = stages[: int(layer[len("layer")])]
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
@@ -268,9 +277,10 @@ def _check_layer(s: BackboneSpec, layer: str) -> None:
         ok = layer == "pool"
     else:
         ok = layer in {f"layer{i}{m}" for i in range(1, 5) for m in ("", "_map")} | {
-            f"conv5_{u}_map" for u in (1, 2, 3)}
+            f"conv5_{u}_map" for u in (1, 2, 3)} | {f"layer{i}.{u}_map" for i in range(1, 5) for u in range(36)}
     if not ok:
-        choices = "'pool'" if s.kind == "clip" else "layer1..layer4, layer1_map..layer4_map, conv5_1_map..conv5_3_map"
+        choices = "'pool'" if s.kind == "clip" else ("layer1..layer4, layer1_map..layer4_map, conv5_1_map..conv5_3_map, "
+                                                     "layerS.U_map (unit U of stage S, e.g. layer2.1_map)")
         raise ValueError(f"backbone {s.name!r} has no layer {layer!r}; choose {choices}")
 
 
