@@ -36,7 +36,8 @@ Two configurations, one code path
   relate four cells; the ci network is therefore read at the last three residual units that
   still give >= 7 x 7 maps: `layer1.1` (14 x 14 x 64), `layer2.0` and `layer2.1` (7 x 7 x 128),
   in the roles of conv5_1, conv5_2 and conv5_3; the local branch and TSN read the pooled
-  `layer2.1`. Every scaled-down choice is listed in the config's `notes`.
+  `layer2.1`; layer1.1 is average-pooled to 7 x 7 and every map reduced to 16 channels by a
+  PCA fitted on training maps. Every scaled-down choice is listed in the config's `notes`.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ __all__ = ["CHAPTER", "STREAMS", "POSITIONS", "MODELS", "MODEL_NAMES", "Config",
            "Features", "features", "Snippets", "RunKey", "Runs", "stream_logits", "two_stream", "ensemble",
            "run_table2", "table2_vs_paper", "run_table3", "table3_vs_paper", "run_table4", "table4_vs_paper",
            "run_table5", "table5_vs_paper", "run_categories", "categories_table", "run_fig3", "plot_fig3",
-           "run_fig4", "tables67_vs_paper", "fusion_sweep", "claims", "conditions", "outcomes", "run_claims",
+           "run_fig4", "tables67_vs_paper", "fusion_sweep", "claims", "conditions", "run_claims",
            "condition_name", "scores", "train_seconds"]
 
 
@@ -83,13 +84,15 @@ __all__ = ["CHAPTER", "STREAMS", "POSITIONS", "MODELS", "MODEL_NAMES", "Config",
 
 @dataclass(frozen=True)
 class Config:
-    """Everything the chapter's experiments depend on; `CONFIGS[mode]` holds the two presets."""
+    """All the chapter's experiments depend on: the data (mode, dataset, layout, the labels our
+    tables use for our data and for the paper's, split), the features, the model and its
+    training. `CONFIGS` holds the full and the ci preset; `config(mode)` picks one."""
 
     mode: str
-    dataset: str               # a generated benchmark name ("ci", "full") or a dataset folder
-    layout: str                # "ucf101" or "hmdb51"
-    dataset_label: str         # how our tables name our data, e.g. "UCF-101 split 1"
-    paper_dataset: str         # the paper's dataset set beside ours: "UCF-101" or "HMDB-51"
+    dataset: str
+    layout: str
+    dataset_label: str
+    paper_dataset: str
     split: int = 1
     # features (Sec. 3.1, 4, 5.2)
     backbone: str = "resnet101"  # stands in for ResNet-101-v2; ci builds its ResNet-18
@@ -101,6 +104,7 @@ class Config:
     flow_method: str = "tvl1"
     flow_length: int = 10      # flow fields per snippet
     reduce: int | None = None  # ci: the maps' channels reduced by a PCA fitted on training maps
+    grid: int | None = None    # ci: larger maps average-pooled to grid x grid positions (None: as they are)
     # the model (Sec. 4) and its training (Sec. 5.2)
     T: int = 8
     T_grid: tuple[int, ...] = (6, 8, 10, 12)   # Table 3
@@ -161,25 +165,27 @@ _FULL_NOTES = (
     "the temporal stream's head starts from scratch, not from the trained spatial model",
 )
 
+_FULL = Config(mode="full", dataset=str(Path("ucf101")), layout="ucf101", dataset_label="UCF-101 split 1",
+               paper_dataset="UCF-101", notes=_FULL_NOTES)
 CONFIGS: dict[str, Config] = {
-    "full": Config(mode="full", dataset=str(Path("ucf101")), layout="ucf101", dataset_label="UCF-101 split 1",
-                   paper_dataset="UCF-101", notes=_FULL_NOTES),
-    # ci: the generated benchmark at toy size. Scaled down (everything else is the paper's):
-    "ci": Config(mode="ci", dataset="ci", layout="ucf101", dataset_label="generated benchmark",
-                 paper_dataset="UCF-101", backbone="resnet18",
+    "full": _FULL,
+    # ci: the generated benchmark at toy size; every scaled-down choice is one of its notes
+    "ci": replace(_FULL, mode="ci", dataset="ci", dataset_label="generated benchmark", backbone="resnet18",
                  layers=("layer1.1_map", "layer2.0_map", "layer2.1_map"), pool=16, test_crops="center",
-                 flow_method="dis", reduce=32, T=4, T_grid=(3, 4, 5, 6), epochs=15, epochs_temporal=15,
-                 milestones=(10,), milestones_temporal=(10,), lr=0.05, dropout=0.5, dropout_temporal=0.5,
+                 flow_method="dis", reduce=16, grid=7, T=4, T_grid=(3, 4, 5, 6), epochs=10, epochs_temporal=10,
+                 milestones=(7,), milestones_temporal=(7,), lr=0.05, dropout=0.5, dropout_temporal=0.5,
                  threads=1, progress=False, extract_workers=1, eval_batch_size=256,
                  notes=("the ci ResNet-18 (pretrained on generated still images), read at 56 px",
                         "conv5_1 / conv5_2 / conv5_3 played by layer1.1 (14x14x64), layer2.0 and layer2.1 "
                         "(7x7x128): at 56 px layer4 is 2x2; the local branch and TSN read pooled layer2.1",
-                        "the maps' channels reduced to 32 by a PCA fitted on training maps (R-LSTM cost)",
+                        "layer1.1's 14x14 maps average-pooled to 7x7, so that all three positions have 49 cells "
+                        "(the cost of the R-LSTM grows with their square)",
+                        "the maps' channels reduced to 16 by a PCA fitted on training maps (R-LSTM cost)",
                         "16 snippets per video cached (paper: any frame); centre crop only (paper: 5 crops)",
                         "T in {3, 4, 5, 6}, default 4: the paper's {6, 8, 10, 12} halved for videos of "
                         "48-96 frames (UCF-101's average about 180)",
                         "DIS flow (not TV-L1)",
-                        "15 epochs, lr 0.05 / 10 after 10, dropout 0.5 in both streams",
+                        "10 epochs, lr 0.05 / 10 after 7, dropout 0.5 in both streams",
                         "one CPU thread")),
 }
 
@@ -241,6 +247,11 @@ def _channels_last(pca: PCA) -> Callable[[Tensor], Tensor]:
     return lambda x: pca(x.movedim(-3, -1)).movedim(-1, -3)   # (..., C, h, w) -> (..., dim, h, w)
 
 
+def _pool_to(x: Tensor, grid: int) -> Tensor:
+    lead = x.shape[:-3]
+    return torch.nn.functional.adaptive_avg_pool2d(x.flatten(0, -4), grid).reshape(*lead, x.shape[-3], grid, grid)
+
+
 def features(cfg: Config, *, progress: bool | None = None) -> Features:
     """Every video's `pool` snippets at the three positions, both streams and both subsets.
 
@@ -271,6 +282,8 @@ def features(cfg: Config, *, progress: bool | None = None) -> Features:
             x = {sub: torch.stack(fs.features) for sub, fs in sets.items()}   # (V, pool, [crops,] C, h, w)
             if position == POSITIONS[-1]:
                 pooled[stream] = {sub: v.mean(dim=(-2, -1)) for sub, v in x.items()}  # (V, pool, [crops,] D)
+            if cfg.grid is not None and x["train"].shape[-1] > cfg.grid:  # (..., C, h, w) -> (..., C, grid, grid)
+                x = {sub: _pool_to(v, cfg.grid) for sub, v in x.items()}
             if cfg.reduce is not None:
                 train = x["train"].movedim(-3, -1).reshape(-1, x["train"].shape[-3])   # (rows, C)
                 step = max(1, len(train) // 200_000)                                   # a bounded sample of rows
@@ -361,17 +374,10 @@ class Runs:
 
     def __init__(self, feats: Features, cfg: Config, *, progress: bool | None = None, cache: bool = True) -> None:
         self.feats, self.cfg = feats, cfg
-        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads,
-                                      progress=cfg.progress if progress is None else progress,
+        self.classes, self.video_ids = feats.classes, feats.video_ids  # the test videos' ids, in score order
+        show = cfg.progress if progress is None else progress
+        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads, progress=show,
                                       eval_batch_size=cfg.eval_batch_size, device=cfg.device, cache=cache)
-
-    @property
-    def classes(self) -> list[str]:
-        return self.feats.classes
-
-    @property
-    def video_ids(self) -> list[str]:
-        return self.feats.video_ids
 
     def labels(self, subset: str = "test") -> Tensor:
         return self.feats.labels[subset]
@@ -403,7 +409,7 @@ class Runs:
         """The test result of run `key` (trained on first use, then from the run cache)."""
         return self.cache.get(key, model=lambda: self.model(key), data=lambda: self.datasets(key),
                               train=self.cfg.train_config(key.stream, key.seed), seed=key.seed,
-                              identity={"features": self.feats.keys, "reduce": self.cfg.reduce,
+                              identity={"features": self.feats.keys, "reduce": self.cfg.reduce, "grid": self.cfg.grid,
                                         "pool": self.cfg.pool, "groups": self.cfg.groups,
                                         "dropout": (self.cfg.dropout, self.cfg.dropout_temporal),
                                         "bn_momentum": self.cfg.bn_momentum})
@@ -720,16 +726,14 @@ def conditions(runs: Runs) -> dict[str, Callable[[int], Tensor]]:
     return out
 
 
-def outcomes(runs: Runs, *, seeds: int | Sequence[int] = 5, claimed: Sequence[Claim] | None = None) -> pd.DataFrame:
-    """One row per (condition, seed, test video) for every condition the claims compare: the audit's input."""
-    return chapter.claim_outcomes(claimed or claims(runs.cfg), conditions(runs), runs.labels("test"), seeds=seeds,
-                                  video_ids=runs.video_ids, categories=runs.feats.categories)
-
-
 def run_claims(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
-    """The audit of the paper's claims over `seeds` (`actionbook.audit`), saved as claims.csv."""
-    return chapter.claims_table(claims(runs.cfg), outcomes(runs, seeds=seeds), mode=runs.cfg.mode,
-                                chapter=CHAPTER, config=runs.cfg, seeds=seed_list(seeds))
+    """The audit of the paper's claims over `seeds` (`actionbook.audit`), saved as claims.csv. Its
+    input, one row per (condition, seed, test video), comes from `chapter.claim_outcomes`."""
+    claimed = claims(runs.cfg)
+    frame = chapter.claim_outcomes(claimed, conditions(runs), runs.labels("test"), seeds=seeds,
+                                   video_ids=runs.video_ids, categories=runs.feats.categories)
+    return chapter.claims_table(claimed, frame, mode=runs.cfg.mode, chapter=CHAPTER, config=runs.cfg,
+                                seeds=seed_list(seeds))
 
 
 def train_seconds(runs: Runs) -> pd.DataFrame:

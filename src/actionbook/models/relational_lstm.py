@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["NonLocal", "non_local_reference", "RelationalLSTMCell", "RelationalLSTM", "ResidualUnit",
@@ -61,8 +62,8 @@ class NonLocal(nn.Module):
         q = self.theta(x).view(B, N, h, e).transpose(1, 2)            # (B, h, N, e)
         k = self.phi(y).view(B, M, h, e).transpose(1, 2)              # (B, h, M, e)
         v = self.g(y).view(B, M, h, self.c_out).transpose(1, 2)       # (B, h, M, c_out)
-        w = torch.softmax(q @ k.transpose(-1, -2), dim=-1)             # (B, h, N, M): ω_ij, Eq. 4
-        z = w @ v                                                      # (B, h, N, c_out)
+        # z = softmax(q k^T) v, ω_ij of Eq. 4 without any scaling (scale=1): torch's fused kernel
+        z = F.scaled_dot_product_attention(q, k, v, scale=1.0)        # (B, h, N, c_out)
         return z.transpose(1, 2).reshape(B, N, h * self.c_out)         # (B, N, h c_out)
 
 
