@@ -67,7 +67,7 @@ def test_full_config_is_the_papers():
     assert (c.dropout, c.dropout_temporal, c.w_tsn, c.w_rlstm, c.w_final) == (0.8, 0.7, 0.35, 0.5, 0.45)
     assert c.reduce is None and c.notes
     t = c.train_config("flow", 3)
-    assert (t.optimizer, t.epochs, t.milestones, t.seed) == ("sgd", 60, (45, 55), 3)
+    assert (t.optimizer, t.epochs, t.milestones, t.seed) == ("sgd", 60, (45, 55), 3) and c.optimizer == "sgd"
     assert RL.config("full", dataset="hmdb51").paper_dataset == "HMDB-51"
 
 

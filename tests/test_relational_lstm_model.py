@@ -7,6 +7,7 @@ import torch
 
 from actionbook.models.relational_lstm import (
     TSN,
+    MovingBatchNorm2d,
     NonLocal,
     RelationalConfig,
     RelationalLSTM,
@@ -124,3 +125,14 @@ def test_tsn_is_the_mean_of_snippet_scores():
 def test_bad_branches_is_an_error():
     with pytest.raises(ValueError, match="branches"):
         RelationalConfig(channels=4, local_dim=4, num_classes=2, branches="two")
+
+
+def test_moving_batch_norm_normalises_by_its_moving_statistics_in_training_too():
+    bn = MovingBatchNorm2d(3, momentum=0.1)
+    x = 5 + 2 * torch.randn(8, 3, 4, 4)
+    out = bn.train()(x)
+    # normalised with the moving statistics *after* this batch's update, not the batch's own
+    torch.testing.assert_close(bn.running_mean, 0.1 * x.mean(dim=(0, 2, 3)))
+    expect = (x - bn.running_mean.view(1, 3, 1, 1)) / (bn.running_var.view(1, 3, 1, 1) + bn.eps).sqrt()
+    torch.testing.assert_close(out, expect)
+    torch.testing.assert_close(bn.eval()(x), out)  # the same normalisation when testing

@@ -5,6 +5,7 @@
     RelationalLSTMCell  Eq. 3: the gates i, f, o and the candidate g, each the sum of
                         r(X_t, X_t) and r(X_t, H_{t-1}): eight non-local operations
     RelationalLSTM      the cell over T snippets, H_0 = C_0 = 0; returns H_T (the spatial layout kept)
+    MovingBatchNorm2d   BN normalised by its moving statistics in training too (Sec. 5.2)
     ResidualUnit        a bottleneck residual unit (conv5_3-shaped), Xavier-initialised
     TwoBranch           Sec. 4 / Fig. 2: a local branch (per-snippet pooling, temporal average)
                         and a non-local branch (BN -> Relational LSTM -> 1x1 conv C/2 -> C ->
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["NonLocal", "non_local_reference", "RelationalLSTMCell", "RelationalLSTM", "ResidualUnit",
+__all__ = ["NonLocal", "non_local_reference", "RelationalLSTMCell", "RelationalLSTM", "MovingBatchNorm2d", "ResidualUnit",
            "RelationalConfig", "TwoBranch", "TSN", "BRANCHES"]
 
 BRANCHES = ("both", "local", "nonlocal")
@@ -130,8 +131,24 @@ class RelationalLSTM(nn.Module):
 
 # --------------------------------------------------------------------------- the two-branch network
 
+class MovingBatchNorm2d(nn.BatchNorm2d):
+    """Batch normalisation as the paper trains it (Sec. 5.2): the *moving* mean and variance
+    normalise in training too, and each training batch only updates them with a small
+    momentum; so training and testing see the same normalisation (plain BatchNorm normalises
+    a training batch by its own statistics)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            with torch.no_grad():
+                mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3))   # (C,) this batch's statistics
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var, self.momentum)
+                self.num_batches_tracked += 1
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
 def _bn(c: int, momentum: float) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, momentum=momentum)
+    return MovingBatchNorm2d(c, momentum=momentum)
 
 
 class ResidualUnit(nn.Module):
@@ -166,7 +183,7 @@ class RelationalConfig:
     unit_width: int | None = None  # the residual unit's bottleneck width; C/4 by default (conv5's 512:2048)
     branches: str = "both"        # "both", "local" or "nonlocal" (Table 4)
     dropout: float = 0.8
-    bn_momentum: float = 0.001    # the paper's small moving-average momentum (torch's convention)
+    bn_momentum: float = 0.001    # the paper's small moving-average momentum (torch's convention; MovingBatchNorm2d)
 
     def __post_init__(self) -> None:
         if self.branches not in BRANCHES:
