@@ -659,7 +659,7 @@ def tables67_vs_paper(t4: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     label = _ours_label(cfg)
     wide[label] = "—"
     row = {"table": "this book", "method": "Two-branch (ours)", "UCF-101": "—", "HMDB-51": "—",
-           label: f"{ours.mean():.1f} ± {ours.std():.1f} (n={len(ours)})"}
+           label: f"{ours.mean():.1f} ± {ours.std():.1f} (n={len(ours)})" if len(ours) > 1 else f"{ours.mean():.1f}"}
     return pd.concat([wide, pd.DataFrame([row])], ignore_index=True)
 
 
