@@ -90,15 +90,17 @@ def write_notebook(path: Path, *cells: str, params: str = 'mode = "ci"\nseed = 0
 @pytest.fixture(scope="session")
 def ci_cache():
     """The repository's cache folder with the cold-cache work of ci mode done: the ci pretraining
-    and both chapters' features, built once per pytest session in this process. Bounded by work
+    and every chapter's features, built once per pytest session in this process. Bounded by work
     (a fixed number of videos and steps), never by a wall-clock timeout: a busy machine is slow,
     not wrong. `make book` then finds the cache warm."""
     from actionbook.experiments import mrrn as M
+    from actionbook.experiments import relational_lstm as RL
     from actionbook.experiments import res_lstm as R
     from actionbook.paths import cache_dir
 
     R.features(R.config("ci"), progress=False)
     M.features(M.config("ci"), progress=False)
+    RL.features(RL.config("ci"), progress=False)
     return cache_dir()
 
 

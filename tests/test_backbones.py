@@ -82,6 +82,22 @@ def test_ci_frame_backbone_layers(layer, shape):
     assert not net.training and not any(p.requires_grad for p in net.parameters())
 
 
+def test_unit_maps_are_the_outputs_of_single_residual_units():
+    """`layerS.U_map`: the output of unit U of stage S (the Relational LSTM's ci positions)."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 56, 56)
+    maps = {n: B.backbone("resnet18", layer=n, weights=None, mode="ci")(x)
+            for n in ("layer1.1_map", "layer2.0_map", "layer2.1_map", "layer2_map")}
+    assert tuple(maps["layer1.1_map"].shape) == (2, 64, 14, 14)
+    assert tuple(maps["layer2.0_map"].shape) == tuple(maps["layer2.1_map"].shape) == (2, 128, 7, 7)
+    torch.testing.assert_close(maps["layer2.1_map"], maps["layer2_map"])  # the last unit is the stage's output
+    assert not torch.allclose(maps["layer2.0_map"], maps["layer2.1_map"])
+    net = B.backbone("resnet18", layer="layer2.0_map", weights=None, mode="ci")
+    torch.testing.assert_close(net.body[-1][0](maps["layer1.1_map"]), maps["layer2.0_map"])
+    with pytest.raises(ValueError, match="has 2 units"):
+        B.backbone("resnet18", layer="layer2.2_map", weights=None, mode="ci")
+
+
 def test_full_size_families_and_conv5_units():
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         x = torch.rand(1, 3, 64, 64)

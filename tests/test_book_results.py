@@ -15,12 +15,14 @@ import pandas as pd
 import pytest
 
 from actionbook.experiments import mrrn as M
+from actionbook.experiments import relational_lstm as RL
 from actionbook.experiments import res_lstm as R
 from conftest import glued
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 RES_LSTM, MRRN = "book/res_lstm/analysis.md", "book/mrrn/experiments.md"
+RELATIONAL, RELATIONAL_TABLES = "book/relational_lstm/analysis.md", "book/relational_lstm/experiments.md"
 # A floor set from chance, not from today's numbers: three times chance is far above what a model
 # that learned nothing reaches (on 80 test videos of 20 classes, chance is 5 % +- 2.4 %).
 TIMES_CHANCE = 3
@@ -33,6 +35,7 @@ def _claims(results, chapter: str) -> pd.DataFrame:
 @pytest.mark.parametrize("notebook, accuracy, classes", [
     (RES_LSTM, "final_accuracy", "a_classes"),   # the two-stream Res-LSTM, late product fusion
     (MRRN, "e_mrrn_accuracy", "e_classes"),      # the fused MRRN (Eq. 10)
+    (RELATIONAL, "final_accuracy", "a_classes"),  # the two-branch model, two streams fused
 ])
 def test_final_model_is_far_above_chance(executed_ci, notebook, accuracy, classes):
     g = glued(executed_ci(notebook)[0])
@@ -40,7 +43,8 @@ def test_final_model_is_far_above_chance(executed_ci, notebook, accuracy, classe
     assert TIMES_CHANCE * chance <= g[accuracy] <= 100, (g[accuracy], chance)
 
 
-@pytest.mark.parametrize("notebook, chapter, module", [(RES_LSTM, "res_lstm", R), (MRRN, "mrrn", M)])
+@pytest.mark.parametrize("notebook, chapter, module", [(RES_LSTM, "res_lstm", R), (MRRN, "mrrn", M),
+                                                       (RELATIONAL, "relational_lstm", RL)])
 def test_claims_table_has_one_computed_row_per_declared_claim(executed_ci, notebook, chapter, module):
     _, results = executed_ci(notebook)
     table = _claims(results, chapter)
@@ -62,14 +66,15 @@ def test_claims_table_has_one_computed_row_per_declared_claim(executed_ci, noteb
         assert all(g[f"v_{c}"] == v for c, v in zip(table["claim"], table["verdict"]))
 
 
-def test_both_chapters_write_the_same_claims_schema(executed_ci):
+def test_every_chapter_writes_the_same_claims_schema(executed_ci):
     a, b = _claims(executed_ci(RES_LSTM)[1], "res_lstm"), _claims(executed_ci(MRRN)[1], "mrrn")
-    assert list(a.columns) == list(b.columns)
+    c = _claims(executed_ci(RELATIONAL)[1], "relational_lstm")
+    assert list(a.columns) == list(b.columns) == list(c.columns)
     assert {"claim", "verdict", "effect", "ci_low", "ci_high", "min_effect", "paper_effect", "n_seeds",
             "n_test"} <= set(a.columns)
 
 
-@pytest.mark.parametrize("notebook", [RES_LSTM, MRRN])
+@pytest.mark.parametrize("notebook", [RES_LSTM, MRRN, RELATIONAL, RELATIONAL_TABLES])
 def test_no_glued_number_is_nan(executed_ci, notebook):
     g = glued(executed_ci(notebook)[0])
     assert g
@@ -149,3 +154,32 @@ def test_recurrent_residual_claims_table_has_one_row_per_declared_claim(executed
     assert all(g[f"v_{c}"] == v for c, v in zip(table["claim"], table["verdict"]))
     for name, value in g.items():
         assert "nan" not in str(value).split(), (name, value)
+
+
+def test_relational_tables_are_saved_tidy_with_every_seed_and_stream(executed_ci):
+    """Tables 2-5 of the Relational LSTM chapter: one row per setting x stream x seed, the paper's
+    settings all present, accuracies in [0, 100]; the two-branch model at the default T and
+    position is one run, so Tables 3, 4 and 5 agree on it exactly."""
+    _, res = executed_ci(RELATIONAL_TABLES)
+    cfg = RL.config("ci")
+    t = {n: pd.read_csv(res / "ci" / "relational_lstm" / f"{n}.csv") for n in ("table2", "table3", "table4", "table5")}
+    for name, setting, n_settings in (("table2", "method", 3), ("table3", "segments", len(cfg.T_grid)),
+                                      ("table4", "branch", 3), ("table5", "position", 3)):
+        d = t[name]
+        assert d["accuracy"].between(0, 100).all(), name
+        assert d["seed"].nunique() >= 5 and set(d["stream"]) == {"spatial", "temporal", "two-stream"}, name
+        assert len(d) == n_settings * 3 * d["seed"].nunique(), name
+    key = ["stream", "seed"]
+    both = t["table4"][t["table4"]["branch"] == "two-branch"].set_index(key)["accuracy"].sort_index()
+    at_T = t["table3"][t["table3"]["segments"] == cfg.T].set_index(key)["accuracy"].sort_index()
+    at_pos = t["table5"][t["table5"]["position"] == cfg.position].set_index(key)["accuracy"].sort_index()
+    pd.testing.assert_series_equal(both, at_T)
+    pd.testing.assert_series_equal(both, at_pos)
+
+
+def test_relational_categories_include_interaction_for_every_model(executed_ci):
+    _, res = executed_ci(RELATIONAL)
+    cat = pd.read_csv(res / "ci" / "relational_lstm" / "categories.csv")
+    assert set(cat["model"]) == set(RL.CATEGORY_MODELS)
+    inter = cat[(cat["category"] == "interaction") & (cat["stream"] == "two-stream")]
+    assert inter.groupby("model")["seed"].nunique().min() >= 5

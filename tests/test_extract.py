@@ -75,6 +75,8 @@ def test_flow_stacks(dataset):
     rgb = extract_features(dataset=dataset, subset="test", **FAST)
     assert fs.key != rgb.key and not torch.allclose(fs.features[0], rgb.features[0])
     assert plan_items(19, sampling="tsn", params=dict(pool=4), kind="frame", flow_length=3)[0].max() <= 16
+    # a video with fewer flow fields than a snippet starts every snippet at 0 (its stack loops)
+    assert plan_items(5, sampling="tsn", params=dict(pool=4), kind="frame", flow_length=10)[0].tolist() == [0] * 4
 
 
 def test_unreadable_video_stops_or_is_skipped(tmp_path):

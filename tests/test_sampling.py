@@ -126,6 +126,37 @@ def test_tsn_test_groups():
     assert tsn_test_groups(100, T=8, groups=1) == [tsn_segments(100, T=8, train=False)]
 
 
+def _tsn_formula(num_frames: int, T: int, length: int, *, exact: bool) -> list[int]:
+    """TSN's own test offsets (tsn-pytorch `_get_test_indices`): int(tick / 2 + tick * x) with
+    tick = (num_frames - length + 1) / T, in floating point as TSN writes it, or in exact fractions."""
+    from fractions import Fraction
+
+    S = num_frames - length + 1
+    tick = Fraction(S, T) if exact else S / float(T)
+    return [int(tick / 2 + tick * x) for x in range(T)]
+
+
+def test_tsn_centres_are_tsns_formula_in_exact_arithmetic():
+    """Integer arithmetic gives TSN's formula exactly; TSN's floating point is one frame short
+    exactly where the true value is a whole number (the boundary cases), and nowhere else."""
+    short = 0
+    for T in (1, 3, 6, 8, 10, 12, 14, 25):
+        for length in (1, 5, 10):
+            for n in range(length, length + 300):
+                ours = tsn_segments(n, T=T, train=False, length=length)
+                assert ours == _tsn_formula(n, T, length, exact=True), (n, T, length)
+                S = n - length + 1
+                for t, (o, f) in enumerate(zip(ours, _tsn_formula(n, T, length, exact=False))):
+                    if o != f:  # only one frame, only where S (t + 1/2) / T is a whole number
+                        assert o == f + 1 and (S * (2 * t + 1)) % (2 * T) == 0, (n, T, length, t)
+                        short += 1
+    assert short > 0  # the float formula does have boundary cases in this range (e.g. S = 4, T = 14)
+    assert tsn_segments(4, T=14, train=False)[10] == 3  # 4 / 14 * 10.5 = 3 exactly (float: 2.9999999999999996)
+    # the test groups agree with the centres for one group, in integers too
+    for n in range(1, 400):
+        assert tsn_test_groups(n, T=12, groups=1) == [tsn_segments(n, T=12, train=False)]
+
+
 # ---------------------------------------------------------------------------------------
 # Iqbal et al.: every 10th frame, sub-sequences of T
 

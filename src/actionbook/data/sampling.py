@@ -132,10 +132,14 @@ def tsn_segments(
     a stack of flow fields); the snippet is frames start .. start + length - 1. With fewer
     starts than segments, neighbouring segments share a frame (an empty segment takes its
     lower bound), so short videos repeat frames instead of failing.
+
+    Positions are computed in integers. TSN's own test formula `int(tick / 2 + tick * t)` with
+    tick = S / T in floating point is one frame short where the exact value is a whole
+    number (e.g. S = 4, T = 14, t = 10: 2.9999999999999996); here it is exact.
     """
-    starts, width = _segment_starts(num_frames, T, length)
-    if not train:
-        return [int(width * (t + 0.5)) for t in range(T)]
+    starts, _ = _segment_starts(num_frames, T, length)
+    if not train:  # floor(S / T * (t + 1/2)) in integers: exact where floating point is one frame short
+        return [(starts * (2 * t + 1)) // (2 * T) for t in range(T)]
     u = torch.rand(T, generator=generator).tolist()  # (T,) in [0, 1)
     out = []
     for t in range(T):
@@ -152,10 +156,11 @@ def tsn_test_groups(num_frames: int, *, T: int, groups: int = 4, length: int = 1
     start = floor(S / T * (t + (g + 1/2) / groups)). With groups = 1 this is the segment centre
     of `tsn_segments(train=False)`. Each group is one test example (x 5 crops = 20 examples).
     """
-    starts, width = _segment_starts(num_frames, T, length)
+    starts, _ = _segment_starts(num_frames, T, length)
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")
-    return [[int(width * (t + (g + 0.5) / groups)) for t in range(T)] for g in range(groups)]
+    # floor(S (2 G t + 2 g + 1) / (2 T G)): integer arithmetic, so no start is a frame short
+    return [[(starts * (2 * groups * t + 2 * g + 1)) // (2 * T * groups) for t in range(T)] for g in range(groups)]
 
 
 # ---------------------------------------------------------------------------------------

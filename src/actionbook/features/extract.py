@@ -131,8 +131,10 @@ def plan_items(num_frames: int, *, sampling: str, params: dict, kind: str, flow_
         frames = torch.unique(clips)                                   # (F,) sorted
         return frames, torch.searchsorted(frames, clips)               # rows of x for each clip
     if sampling == "tsn":
-        # with flow, a snippet is L fields: its start must leave room for them
-        starts = S.tsn_test_groups(num_frames, T=params["pool"], groups=1, length=max(flow_length, 1))[0]
+        # with flow, a snippet is L fields: its start must leave room for them (a video with fewer
+        # fields than L starts at 0 and its stack loops, as `VideoInputs` stacks every flow snippet)
+        length = min(max(flow_length, 1), num_frames)
+        starts = S.tsn_test_groups(num_frames, T=params["pool"], groups=1, length=length)[0]
         return torch.tensor(starts), None
     if sampling in ("iqbal", "frames"):
         return torch.arange(0, num_frames, params["step"]), None

@@ -1,0 +1,760 @@
+"""The Relational LSTM chapter (Chen et al., paper 003): its configs, features, one function per
+table or figure, and its claims. What every chapter shares is in `actionbook.experiments.chapter`.
+
+The chapter trains what the paper puts after its backbone (`actionbook.models.relational_lstm`:
+the two-branch network, the Relational LSTM network alone, the local branch alone, TSN) on
+frozen, cached feature maps of TSN snippets, in an RGB (spatial) and an optical-flow (temporal)
+stream fused by a weighted average of the logits before the softmax:
+
+    config(mode, dataset=, epochs=) / preflight(cfg)   the ci or full configuration; stop early if data is missing
+    features(cfg)                 the snippets' maps at the three positions, both streams, from the shared cache
+    Runs(feats, cfg)              one model per `RunKey`, trained once through the chapter run cache
+    run_table2 / table2_vs_paper  TSN, the R-LSTM network and their ensemble; spatial, temporal, two-stream
+    run_table3 / table3_vs_paper  the number of segments T
+    run_table4 / table4_vs_paper  local branch only, non-local branch only, two branches
+    run_table5 / table5_vs_paper  the Relational LSTM after conv5_1, conv5_2, conv5_3
+    run_categories                every model's accuracy per coarse category (interaction: the paper's case)
+    run_fig3 / plot_fig3          the classes that gain most over TSN
+    run_fig4                      top-5 of TSN and of the two-branch model on the same test videos
+    tables67_vs_paper             the paper's comparisons, our row in its own column
+    claims(cfg) / run_claims      the paper's claims, audited by `actionbook.audit`
+
+Every `run_*` returns a tidy DataFrame, one row per configuration x seed, accuracies in %.
+
+Two configurations, one code path
+---------------------------------
+- `full`: the paper's setting as far as a frozen backbone allows. torchvision's ResNet-101
+  (ImageNet) stands in for ResNet-101-v2: the maps after conv5_1 / conv5_2 / conv5_3
+  (`layer4[0..2]`, 2048 x 7 x 7 at 224 px), 25 snippets per video (TSN's test protocol),
+  T = 8 segments, 4 test groups x 5 crops, TV-L1 flow stacks of 10 fields with TSN's
+  cross-modality initialisation, SGD (momentum 0.9, weight decay 5e-4), batch 24, lr 5e-4
+  divided by 10 after epochs 35 and 45 (spatial, 50 epochs) or 45 and 55 (temporal, 60),
+  dropout 0.8 / 0.7, BN momentum 0.001. The paper fine-tunes conv1-conv5; here the backbone
+  is frozen and the local branch's conv5_3 is the pretrained one (its pooled output is cached).
+- `ci`: the generated benchmark and the ci ResNet-18 (pretrained on generated still images).
+  At the ci input size (56 px) its layer4 maps are 2 x 2, where a non-local operation would
+  relate four cells; the ci network is therefore read at the last three residual units that
+  still give >= 7 x 7 maps: `layer1.1` (14 x 14 x 64), `layer2.0` and `layer2.1` (7 x 7 x 128),
+  in the roles of conv5_1, conv5_2 and conv5_3; the local branch and TSN read the pooled
+  `layer2.1`; layer1.1 is average-pooled to 7 x 7 and every map reduced to 16 channels by a
+  PCA fitted on training maps. Every scaled-down choice is listed in the config's `notes`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from actionbook import engine, metrics, plots, results
+from actionbook.experiments import chapter
+from actionbook.experiments.chapter import paper_diff, seed_list
+from actionbook.features.cache import FeatureSet
+from actionbook.features.transforms import PCA
+from actionbook.models.relational_lstm import TSN, RelationalConfig, TwoBranch
+
+if TYPE_CHECKING:
+    from actionbook.audit import Claim
+
+CHAPTER = "relational_lstm"
+STREAMS = ("rgb", "flow")
+STREAM_NAMES = {"rgb": "spatial", "flow": "temporal"}
+POSITIONS = ("conv5_1", "conv5_2", "conv5_3")  # the paper's names; `Config.layers` says what each reads
+MODELS = ("tsn", "nonlocal", "local", "both")    # TSN; the R-LSTM network; the local branch; two branches
+MODEL_NAMES = {"tsn": "TSN", "nonlocal": "R-LSTM", "local": "local branch", "both": "two-branch"}
+INTERACTION = {"generated": "interaction", "ucf101": "Human-Object Interaction",
+               "hmdb51": "Body movements with object interaction"}  # where the paper's claim should show
+RUNS_VERSION = "3"  # bump when a change in the models or the data preparation changes the numbers
+
+__all__ = ["CHAPTER", "STREAMS", "POSITIONS", "MODELS", "MODEL_NAMES", "Config", "CONFIGS", "config", "preflight",
+           "Features", "features", "Snippets", "RunKey", "Runs", "stream_logits", "two_stream", "ensemble",
+           "run_table2", "table2_vs_paper", "run_table3", "table3_vs_paper", "run_table4", "table4_vs_paper",
+           "run_table5", "table5_vs_paper", "run_categories", "categories_table", "run_fig3", "plot_fig3",
+           "run_fig4", "tables67_vs_paper", "fusion_sweep", "claims", "conditions", "run_claims",
+           "condition_name", "scores", "train_seconds"]
+
+
+# --------------------------------------------------------------------------- configs
+
+@dataclass(frozen=True)
+class Config:
+    """All the chapter's experiments depend on: the data (mode, dataset, layout, the labels our
+    tables use for our data and for the paper's, split), the features, the model and its
+    training. `CONFIGS` holds the full and the ci preset; `config(mode)` picks one."""
+
+    mode: str
+    dataset: str
+    layout: str
+    dataset_label: str
+    paper_dataset: str
+    split: int = 1
+    # features (Sec. 3.1, 4, 5.2)
+    backbone: str = "resnet101"  # stands in for ResNet-101-v2; ci builds its ResNet-18
+    layers: tuple[str, str, str] = ("conv5_1_map", "conv5_2_map", "conv5_3_map")  # what POSITIONS read
+    pool: int = 25             # snippets extracted per video (centres of `pool` equal segments)
+    train_crops: str = "center"  # the cached training crops: "center" or "5" (a random one per draw)
+    test_crops: str = "5"      # 4 corners + centre (the paper's 5 crops)
+    groups: int = 4            # test groups of positions (x test crops = the paper's 20 views)
+    flow_method: str = "tvl1"
+    flow_length: int = 10      # flow fields per snippet
+    reduce: int | None = None  # ci: the maps' channels reduced by a PCA fitted on training maps
+    grid: int | None = None    # ci: larger maps average-pooled to grid x grid positions (None: as they are)
+    # the model (Sec. 4) and its training (Sec. 5.2)
+    T: int = 8
+    T_grid: tuple[int, ...] = (6, 8, 10, 12)   # Table 3
+    position: str = "conv5_2"
+    dropout: float = 0.8       # spatial stream
+    dropout_temporal: float = 0.7
+    bn_momentum: float = 0.001
+    epochs: int = 50           # spatial stream
+    epochs_temporal: int = 60
+    milestones: tuple[int, ...] = (35, 45)
+    milestones_temporal: tuple[int, ...] = (45, 55)
+    batch_size: int = 24
+    optimizer: str = "sgd"
+    lr: float = 5e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    # two-stream fusion before the softmax: the spatial weight (the temporal one is 1 - w)
+    w_tsn: float = 0.35        # Table 2's caption
+    w_rlstm: float = 0.5       # Table 2's caption
+    w_final: float = 0.45      # Table 7's caption (UCF-101; 0.33 on HMDB-51)
+    eval_batch_size: int = 64
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+    extract_workers: int = 2
+    notes: tuple[str, ...] = field(default_factory=tuple)  # what differs from the paper, in words
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("ci", "full"):
+            raise ValueError(f"Config.mode must be 'ci' or 'full', got {self.mode!r}")
+        if self.T not in self.T_grid:
+            raise ValueError(f"Config.T={self.T} must be one of T_grid={self.T_grid}")
+        if self.position not in POSITIONS or len(self.layers) != len(POSITIONS):
+            raise ValueError(f"Config.position must be one of {POSITIONS}, with one layer per position")
+        if max(self.T_grid) > self.pool:
+            raise ValueError(f"Config.pool={self.pool} snippets cannot fill T={max(self.T_grid)} segments")
+        for name in ("train_crops", "test_crops"):
+            if getattr(self, name) not in ("center", "5"):
+                raise ValueError(f"Config.{name} must be 'center' or '5', got {getattr(self, name)!r}")
+
+    def layer(self, position: str) -> str:
+        """The backbone layer that plays `position` (conv5_1 / conv5_2 / conv5_3)."""
+        return self.layers[POSITIONS.index(position)]
+
+    def train_config(self, stream: str, seed: int) -> engine.TrainConfig:
+        temporal = stream == "flow"
+        return engine.TrainConfig(epochs=self.epochs_temporal if temporal else self.epochs,
+                                  batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
+                                  momentum=self.momentum,
+                                  weight_decay=self.weight_decay,
+                                  milestones=self.milestones_temporal if temporal else self.milestones,
+                                  seed=seed, device=self.device)
+
+
+_FULL_NOTES = (
+    "torchvision ResNet-101 (ImageNet, post-activation) stands in for ResNet-101-v2 (pre-activation)",
+    "frozen backbone: conv1-conv5 are not fine-tuned, the local branch's conv5_3 is the pretrained one",
+    "25 snippets per video cached; a training draw takes one at random per segment (not any frame)",
+    "training uses the centre crop of the cached snippets, not TSN's multi-scale crops and flips",
+    "the temporal stream's head starts from scratch, not from the trained spatial model",
+)
+
+_FULL = Config(mode="full", dataset=str(Path("ucf101")), layout="ucf101", dataset_label="UCF-101 split 1",
+               paper_dataset="UCF-101", notes=_FULL_NOTES)
+CONFIGS: dict[str, Config] = {
+    "full": _FULL,
+    # ci: the generated benchmark at toy size; every scaled-down choice is one of its notes
+    "ci": replace(_FULL, mode="ci", dataset="ci", dataset_label="generated benchmark", backbone="resnet18",
+                 layers=("layer1.1_map", "layer2.0_map", "layer2.1_map"), pool=16, test_crops="center",
+                 flow_method="dis", reduce=16, grid=7, T=4, T_grid=(3, 4, 5, 6), epochs=10, epochs_temporal=10,
+                 milestones=(7,), milestones_temporal=(7,), optimizer="adam", lr=0.01, dropout=0.0,
+                 dropout_temporal=0.0, bn_momentum=0.05,
+                 threads=1, progress=False, extract_workers=1, eval_batch_size=256,
+                 notes=("the ci ResNet-18 (pretrained on generated still images), read at 56 px",
+                        "conv5_1 / conv5_2 / conv5_3 played by layer1.1 (14x14x64), layer2.0 and layer2.1 "
+                        "(7x7x128): at 56 px layer4 is 2x2; the local branch and TSN read pooled layer2.1",
+                        "layer1.1's 14x14 maps average-pooled to 7x7, so that all three positions have 49 cells "
+                        "(the cost of the R-LSTM grows with their square)",
+                        "the maps' channels reduced to 16 by a PCA fitted on training maps (R-LSTM cost)",
+                        "16 snippets per video cached (paper: any frame); centre crop only (paper: 5 crops)",
+                        "T in {3, 4, 5, 6}, default 4: the paper's {6, 8, 10, 12} halved for videos of "
+                        "48-96 frames (UCF-101's average about 180)",
+                        "DIS flow (not TV-L1)",
+                        "Adam, lr 0.01 / 10 after epoch 7 of 10, no dropout, BN momentum 0.05 (the paper's "
+                        "0.001 averages over ~1,000 of its ~20,000 steps; ci trains 100): with the paper's SGD "
+                        "(lr 0.05-0.5) the R-LSTM network did not fit its training videos (training accuracy at "
+                        "chance after 10 epochs); decided on the training accuracy and a held-out quarter of "
+                        "the training videos, no test video scored",
+                        "one CPU thread")),
+}
+
+
+def config(mode: str, *, dataset: str = "ucf101", epochs: int | None = None) -> Config:
+    """`CONFIGS[mode]`, with the full-mode dataset chosen by `dataset` ("ucf101", "hmdb51" or
+    "generated"; `chapter.full_dataset`). `epochs` (when given) is the spatial stream's; the
+    temporal stream's and both schedules' milestones scale with it (the paper's 50 : 60,
+    lr / 10 after 70 % and 90 %). ci always runs on the ci benchmark."""
+    cfg = chapter.config_for(CONFIGS, mode, dataset=dataset, epochs=epochs)
+    if epochs is None:
+        return cfg
+    base = CONFIGS[mode]
+    scale = cfg.epochs / base.epochs
+    t_epochs = max(1, round(base.epochs_temporal * scale))
+
+    def shrink(ms: tuple[int, ...], n: int) -> tuple[int, ...]:
+        return tuple(sorted({m for m in (round(m * scale) for m in ms) if 0 < m < n}))
+
+    return replace(cfg, epochs_temporal=t_epochs, milestones=shrink(base.milestones, cfg.epochs),
+                   milestones_temporal=shrink(base.milestones_temporal, t_epochs))
+
+
+def preflight(cfg: Config) -> dict[str, Any]:
+    """Stop before any work if the dataset or the backbone weights are missing (`chapter.preflight`)."""
+    return chapter.preflight(cfg)
+
+
+# --------------------------------------------------------------------------- features
+
+@dataclass
+class Features:
+    """The snippets of every video, per stream: `maps[stream][position][subset]` is a tensor
+    (V, pool, [crops,] C, h, w) (channels PCA-reduced in ci), `pooled[stream][subset]` the
+    top's pooled features (V, pool, [crops,] D), `labels[subset]` (V,)."""
+
+    maps: dict[str, dict[str, dict[str, Tensor]]]
+    pooled: dict[str, dict[str, Tensor]]
+    labels: dict[str, Tensor]
+    classes: list[str]
+    categories: list[str] | None
+    video_ids: list[str]
+    test_paths: list[Path]
+    keys: dict[str, str]        # feature-cache keys (the run cache's identity)
+    shapes: pd.DataFrame        # one row per cache entry: what it holds
+
+
+def _extract(cfg: Config, *, stream: str, layer: str, subset: str, progress: bool) -> FeatureSet:
+    from actionbook.features.extract import extract_features
+
+    return extract_features(dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=subset,
+                            backbone=cfg.backbone, layer=layer, sampling="tsn", sampling_params={"pool": cfg.pool},
+                            crops=cfg.train_crops if subset == "train" else cfg.test_crops, modality=stream,
+                            mode=cfg.mode, flow_method=cfg.flow_method, flow_length=cfg.flow_length,
+                            num_workers=cfg.extract_workers, progress=progress)
+
+
+def _channels_last(pca: PCA) -> Callable[[Tensor], Tensor]:
+    return lambda x: pca(x.movedim(-3, -1)).movedim(-1, -3)   # (..., C, h, w) -> (..., dim, h, w)
+
+
+def _standardise(x: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Zero mean, unit variance per feature dimension, with the training snippets' statistics
+    (flow features are about 8 times smaller than RGB ones in ci: one SGD step size fits both)."""
+    rows = x["train"].reshape(-1, x["train"].shape[-1])                   # (rows, D)
+    mean, std = rows.mean(0), rows.std(0).clamp(min=1e-6)
+    return {sub: (v - mean) / std for sub, v in x.items()}
+
+
+def _pool_to(x: Tensor, grid: int) -> Tensor:
+    lead = x.shape[:-3]
+    return torch.nn.functional.adaptive_avg_pool2d(x.flatten(0, -4), grid).reshape(*lead, x.shape[-3], grid, grid)
+
+
+def features(cfg: Config, *, progress: bool | None = None) -> Features:
+    """Every video's `pool` snippets at the three positions, both streams and both subsets.
+
+    One feature-cache entry per (stream, position, subset), extracted once (`sampling="tsn"`:
+    the centres of `pool` equal segments; a flow snippet is `flow_length` stacked fields). In ci
+    the maps' channels are reduced by a PCA fitted on the training maps only. Every stream's maps
+    are scaled to unit RMS and its pooled features standardised, with training statistics only.
+    """
+    from actionbook.data.datasets import read_records, resolve_dataset
+
+    progress = cfg.progress if progress is None else progress
+    maps: dict[str, dict[str, dict[str, Tensor]]] = {}
+    pooled: dict[str, dict[str, Tensor]] = {}
+    keys, rows, first = {}, [], None
+    for stream in STREAMS:
+        maps[stream] = {}
+        for position in POSITIONS:
+            sets = {sub: _extract(cfg, stream=stream, layer=cfg.layer(position), subset=sub, progress=progress)
+                    for sub in ("train", "test")}
+            first = first or sets
+            for sub, fs in sets.items():
+                if fs.video_ids != first[sub].video_ids:
+                    raise ValueError(f"feature entries {fs.key} and {first[sub].key} hold different {sub} videos; "
+                                     "clean them (`python -m actionbook cache clean KEY`) and extract again")
+                keys[f"{stream}/{position}/{sub}"] = fs.key
+                rows.append({"stream": STREAM_NAMES[stream], "position": position, "layer": cfg.layer(position),
+                             "subset": sub, "videos": len(fs),
+                             "snippet": "x".join(map(str, fs.features[0].shape[1:])), "cache key": fs.key})
+            x = {sub: torch.stack(fs.features) for sub, fs in sets.items()}   # (V, pool, [crops,] C, h, w)
+            if position == POSITIONS[-1]:  # the local branch's and TSN's input, standardised per dimension
+                pooled[stream] = _standardise({sub: v.mean(dim=(-2, -1)) for sub, v in x.items()})
+            if cfg.grid is not None and x["train"].shape[-1] > cfg.grid:  # (..., C, h, w) -> (..., C, grid, grid)
+                x = {sub: _pool_to(v, cfg.grid) for sub, v in x.items()}
+            if cfg.reduce is not None:
+                train = x["train"].movedim(-3, -1).reshape(-1, x["train"].shape[-3])   # (rows, C)
+                step = max(1, len(train) // 200_000)                                   # a bounded sample of rows
+                f = _channels_last(PCA.fit_tensor(train[::step], dim=cfg.reduce))
+                x = {sub: f(v) for sub, v in x.items()}
+            scale = x["train"].pow(2).mean().sqrt().clamp(min=1e-8)          # one number: unit RMS on training maps
+            maps[stream][position] = {sub: v / scale for sub, v in x.items()}
+    labels = {sub: torch.stack(fs.targets()) for sub, fs in first.items()}
+    classes = first["test"].classes
+    ds = resolve_dataset(cfg.dataset, layout=cfg.layout)
+    records, _ = read_records(ds, split=cfg.split, subset="test")
+    path_of = {r.video_id: r.path for r in records}
+    return Features(maps, pooled, labels, classes, chapter.categories(cfg, classes), first["test"].video_ids,
+                    [path_of[v] for v in first["test"].video_ids], keys, pd.DataFrame(rows))
+
+
+class Snippets(torch.utils.data.Dataset):
+    """TSN's segments over the cached snippets: items `((maps, pooled), y, video)`, x of shape
+    (T, C, h, w) and (T, D).
+
+    The `pool` snippets of a video are cut into T equal segments (segment t holds snippets
+    [t P // T, (t + 1) P // T)). Training: one item per video, a random snippet in every
+    segment and, with a crop axis, one random crop (the same for the T snippets), drawn anew
+    each time. Testing: `groups` items per video x crops, group g taking the snippet at
+    fraction (g + 1/2) / groups of every segment (the paper's 4 equally spaced positions).
+    """
+
+    def __init__(self, maps: Tensor, pooled: Tensor, labels: Tensor, *, T: int, train: bool, groups: int = 4) -> None:
+        self.maps, self.pooled, self.labels, self.T, self.train = maps, pooled, labels, T, train
+        P = maps.shape[1]
+        if T > P:
+            raise ValueError(f"{P} cached snippets per video cannot fill T={T} segments")
+        self.bounds = [(t * P // T, max((t + 1) * P // T, t * P // T + 1)) for t in range(T)]
+        self.crops = maps.shape[2] if maps.ndim == 6 else 0
+        views = [(g, c) for g in range(groups) for c in range(max(self.crops, 1))]
+        self.items = [(v, None, None) for v in range(len(labels))] if train else \
+            [(v, g, c) for v in range(len(labels)) for g, c in views]
+        self.groups = groups
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def rows(self, g: int | None) -> Tensor:
+        """The snippet of every segment: random (g None) or group g's."""
+        if g is None:
+            return torch.tensor([lo + int(torch.randint(hi - lo, ())) for lo, hi in self.bounds])
+        return torch.tensor([lo + ((2 * g + 1) * (hi - lo)) // (2 * self.groups) for lo, hi in self.bounds])
+
+    def __getitem__(self, i: int) -> tuple[tuple[Tensor, Tensor], Tensor, int]:
+        v, g, c = self.items[i]
+        r = self.rows(g)
+        m, p = self.maps[v, r], self.pooled[v, r]                 # (T, [crops,] C, h, w), (T, [crops,] D)
+        if self.crops:
+            c = int(torch.randint(self.crops, ())) if c is None else c
+            m, p = m[:, c], p[:, c]
+        return (m, p), self.labels[v], v
+
+
+# --------------------------------------------------------------------------- training
+
+@dataclass(frozen=True)
+class RunKey:
+    """One trained model: `model` in MODELS, on one stream, T segments, the R-LSTM at `position`."""
+
+    model: str
+    stream: str
+    T: int
+    position: str
+    seed: int
+
+    @property
+    def condition(self) -> str:
+        """The run's name without its seed (a condition of the claims audit)."""
+        return condition_name(self.model, STREAM_NAMES[self.stream], T=self.T, position=self.position)
+
+
+def condition_name(model: str, stream: str, *, T: int, position: str) -> str:
+    """A condition's name: a model of MODELS or "ensemble", a stream label (spatial, temporal,
+    two-stream), T, and the R-LSTM's position where the model has one."""
+    pos = f", after {position}" if model in ("nonlocal", "both") else ""
+    name = "TSN + R-LSTM" if model == "ensemble" else MODEL_NAMES[model]
+    return f"{name}, {stream}, T={T}{pos}"
+
+
+class Runs:
+    """The chapter's models: builds each `RunKey`'s data and model, and trains it once through
+    `chapter.RunCache` (checkpointed, its test result kept on disk). Tables share runs: the
+    two-branch model at the default T and position is Table 3's, 4's and 5's middle row."""
+
+    def __init__(self, feats: Features, cfg: Config, *, progress: bool | None = None, cache: bool = True) -> None:
+        self.feats, self.cfg = feats, cfg
+        self.classes, self.video_ids = feats.classes, feats.video_ids  # the test videos' ids, in score order
+        show = cfg.progress if progress is None else progress
+        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads, progress=show,
+                                      eval_batch_size=cfg.eval_batch_size, device=cfg.device, cache=cache)
+
+    def labels(self, subset: str = "test") -> Tensor:
+        return self.feats.labels[subset]
+
+    def key(self, model: str = "both", stream: str = "rgb", *, seed: int, **change: Any) -> RunKey:
+        """The key of `model` at the config's T and position, with `change` applied."""
+        key = RunKey(model, stream, self.cfg.T, self.cfg.position, seed)
+        key = replace(key, **change)
+        if key.model in ("tsn", "local"):  # they never read the R-LSTM's position
+            key = replace(key, position=self.cfg.position)
+        return key
+
+    def datasets(self, key: RunKey) -> tuple[Snippets, Snippets]:
+        f = self.feats
+        return tuple(Snippets(f.maps[key.stream][key.position][sub], f.pooled[key.stream][sub], f.labels[sub],
+                              T=key.T, train=sub == "train", groups=self.cfg.groups) for sub in ("train", "test"))
+
+    def model(self, key: RunKey) -> torch.nn.Module:
+        c = self.cfg
+        dropout = c.dropout_temporal if key.stream == "flow" else c.dropout
+        x = self.feats.maps[key.stream][key.position]["train"]
+        D = self.feats.pooled[key.stream]["train"].shape[-1]
+        if key.model == "tsn":
+            return TSN(D, len(self.classes), dropout=dropout)
+        return TwoBranch(RelationalConfig(channels=x.shape[-3], local_dim=D, num_classes=len(self.classes),
+                                          branches=key.model, dropout=dropout, bn_momentum=c.bn_momentum))
+
+    def get(self, key: RunKey) -> engine.EvalResult:
+        """The test result of run `key` (trained on first use, then from the run cache)."""
+        return self.cache.get(key, model=lambda: self.model(key), data=lambda: self.datasets(key),
+                              train=self.cfg.train_config(key.stream, key.seed), seed=key.seed,
+                              identity={"features": self.feats.keys, "reduce": self.cfg.reduce, "grid": self.cfg.grid,
+                                        "pool": self.cfg.pool, "groups": self.cfg.groups,
+                                        "dropout": (self.cfg.dropout, self.cfg.dropout_temporal),
+                                        "bn_momentum": self.cfg.bn_momentum})
+
+
+# --------------------------------------------------------------------------- scores and fusion
+
+def stream_logits(runs: Runs, key: RunKey) -> Tensor:
+    """A run's video logits: the mean of its test views' logits (V, C), before any softmax."""
+    return runs.get(key).video_logits
+
+
+def two_stream(runs: Runs, model: str, *, seed: int, w: float | None = None, **change: Any) -> Tensor:
+    """The two streams of `model` fused before the softmax: w spatial + (1 - w) temporal logits (V, C).
+
+    w defaults to the paper's weight for the model (TSN 0.35, the R-LSTM network 0.5, the
+    two-branch model and its ablations 0.45).
+    """
+    c = runs.cfg
+    w = {"tsn": c.w_tsn, "nonlocal": c.w_rlstm}.get(model, c.w_final) if w is None else w
+    rgb, flow = (stream_logits(runs, runs.key(model, s, seed=seed, **change)) for s in STREAMS)
+    return metrics.fuse([rgb, flow], weights=(w, 1 - w), softmax=False)
+
+
+def ensemble(runs: Runs, stream: str, *, seed: int) -> Tensor:
+    """TSN + the R-LSTM network (Table 2): the two models' logits averaged in one stream, or,
+    for stream "two-stream", their two-stream logits averaged (equal weights per stream)."""
+    if stream == "two-stream":
+        parts = [stream_logits(runs, runs.key(m, s, seed=seed)) for m in ("tsn", "nonlocal") for s in STREAMS]
+    else:
+        parts = [stream_logits(runs, runs.key(m, stream, seed=seed)) for m in ("tsn", "nonlocal")]
+    return metrics.fuse(parts, softmax=False) / len(parts)
+
+
+def scores(runs: Runs, model: str, stream: str, *, seed: int, **change: Any) -> Tensor:
+    """The logits of `model` ("ensemble" for TSN + R-LSTM) in `stream` ("rgb", "flow" or "two-stream")."""
+    if model == "ensemble":
+        return ensemble(runs, stream, seed=seed)
+    if stream == "two-stream":
+        return two_stream(runs, model, seed=seed, **change)
+    return stream_logits(runs, runs.key(model, stream, seed=seed, **change))
+
+
+STREAM_COLUMNS = ("rgb", "flow", "two-stream")
+_STREAM_LABEL = {"rgb": "spatial", "flow": "temporal", "two-stream": "two-stream"}
+
+
+def _rows(runs: Runs, model: str, seeds: Sequence[int], cols: dict[str, Any], **change: Any) -> list[dict[str, Any]]:
+    y = runs.labels("test")
+    out = []
+    for s in seeds:
+        for st in STREAM_COLUMNS:
+            acc = 100 * metrics.topk_accuracy(scores(runs, model, st, seed=s, **change), y, k=1)
+            out.append({**cols, "stream": _STREAM_LABEL[st], "seed": s, "accuracy": acc})
+    return out
+
+
+# --------------------------------------------------------------------------- Tables 2-5
+
+def run_table2(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
+    """Table 2: TSN, the R-LSTM network (non-local branch only) and their ensemble, per stream.
+    Columns: method, stream (spatial / temporal / two-stream), seed, accuracy."""
+    names = {"tsn": "TSN", "nonlocal": "R-LSTM", "ensemble": "TSN + R-LSTM"}
+    return pd.DataFrame([r for m, name in names.items() for r in _rows(runs, m, seed_list(seeds), {"method": name})])
+
+
+def run_table3(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
+    """Table 3: the two-branch model with T segments, T in `T_grid`. Columns: segments, stream, seed, accuracy."""
+    return pd.DataFrame([r for T in runs.cfg.T_grid for r in _rows(runs, "both", seed_list(seeds), {"segments": T}, T=T)])
+
+
+def run_table4(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
+    """Table 4: local branch only, non-local branch only, both. Columns: branch, stream, seed, accuracy."""
+    names = {"local": "local", "nonlocal": "non-local", "both": "two-branch"}
+    return pd.DataFrame([r for m, name in names.items() for r in _rows(runs, m, seed_list(seeds), {"branch": name})])
+
+
+def run_table5(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
+    """Table 5: the two-branch model with the R-LSTM after conv5_1 / conv5_2 / conv5_3 (what each
+    reads is `cfg.layer(position)`). Columns: position, layer, stream, seed, accuracy."""
+    c = runs.cfg
+    return pd.DataFrame([r for p in POSITIONS for r in _rows(runs, "both", seed_list(seeds),
+                                                              {"position": p, "layer": c.layer(p)}, position=p)])
+
+
+def _ours_label(cfg: Config) -> str:
+    return f"ours: {cfg.dataset_label} ({cfg.mode})"
+
+
+def _vs_paper(ours: pd.DataFrame, table: str, on: str, cfg: Config, *, paper_keys: Sequence[Any] | None = None,
+              our_keys: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Our table (one row per setting x stream x seed) as the paper prints it: settings as rows,
+    one column pair (paper, ours) per stream; our settings matched to the paper's by position."""
+    paper = results.paper_table(CHAPTER, table)
+    o = ours.copy()
+    if paper_keys is not None:
+        o[on] = o[on].map(dict(zip(our_keys, paper_keys)))
+    t = results.paper_vs_ours(o, paper, on=[on, "stream"], value="accuracy", paper_label="paper",
+                              ours_label="ours")
+    wide = t.pivot(index=on, columns="stream", values=["paper", "ours"])
+    order = list(dict.fromkeys(paper[on]))
+    wide = wide.reindex([k for k in order if k in wide.index] + [k for k in wide.index if k not in order])
+    out = pd.DataFrame({on: wide.index})
+    for st in ("spatial", "temporal", "two-stream"):
+        out[f"{st}: paper ({cfg.paper_dataset} split 1)"] = wide[("paper", st)].values
+        out[f"{st}: {_ours_label(cfg)}"] = wide[("ours", st)].values
+    return out.fillna("—")
+
+
+def table2_vs_paper(t2: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 2 beside the paper's (UCF-101 split 1, T = 8)."""
+    return _vs_paper(t2, "table2", "method", cfg)
+
+
+def table3_vs_paper(t3: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 3 beside the paper's; our T grid is matched to the paper's by rank (ci halves it)."""
+    paper_T = sorted(results.paper_table(CHAPTER, "table3")["segments"].unique())
+    out = _vs_paper(t3, "table3", "segments", cfg, paper_keys=paper_T, our_keys=sorted(cfg.T_grid))
+    out.insert(1, "our T", [dict(zip(paper_T, sorted(cfg.T_grid)))[t] for t in out["segments"]])
+    return out.rename(columns={"segments": "paper's T"})
+
+
+def table4_vs_paper(t4: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 4 beside the paper's."""
+    return _vs_paper(t4, "table4", "branch", cfg)
+
+
+def table5_vs_paper(t5: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Table 5 beside the paper's, with the layer that plays each position here."""
+    out = _vs_paper(t5.drop(columns="layer"), "table5", "position", cfg)
+    out.insert(1, "our layer", [cfg.layer(p) for p in out["position"]])
+    return out
+
+
+# --------------------------------------------------------------------------- per category, Figs. 3-4
+
+CATEGORY_MODELS = {"TSN": "tsn", "R-LSTM": "nonlocal", "local branch": "local", "two-branch": "both",
+                   "TSN + R-LSTM": "ensemble"}
+
+
+def run_categories(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
+    """Every model's accuracy per coarse category (and over all classes), per stream and seed.
+    Columns: model, stream, category, seed, accuracy."""
+    y = runs.labels("test")
+    cats = runs.feats.categories
+    rows = []
+    for s in seed_list(seeds):
+        for name, m in CATEGORY_MODELS.items():
+            for st in STREAM_COLUMNS:
+                pred = scores(runs, m, st, seed=s).argmax(1)
+                rows.append({"model": name, "stream": _STREAM_LABEL[st], "category": "all classes", "seed": s,
+                             "accuracy": 100 * float((pred == y).float().mean())})
+                if cats is not None:
+                    for cat, acc in metrics.category_accuracy(pred, y, categories=cats).items():
+                        rows.append({"model": name, "stream": _STREAM_LABEL[st], "category": cat, "seed": s,
+                                     "accuracy": 100 * acc})
+    return pd.DataFrame(rows)
+
+
+def categories_table(cat: pd.DataFrame, *, stream: str = "two-stream") -> pd.DataFrame:
+    """Mean ± sd over seeds per model (rows) and category (columns) for one stream. The paper
+    prints no per-category numbers; its claim is that the gain over TSN concentrates on
+    interactions (Fig. 3)."""
+    d = cat[cat["stream"] == stream]
+    s = results.summarize_seeds(d, by=["model", "category"], value="accuracy")
+    s["value"] = [f"{m:.1f} ± {sd:.1f}" for m, sd in zip(s["mean"], s["std"])]
+    wide = s.pivot(index="model", columns="category", values="value")
+    wide = wide.reindex([m for m in CATEGORY_MODELS if m in wide.index])
+    return wide[["all classes"] + [c for c in wide.columns if c != "all classes"]].reset_index()
+
+
+def run_fig3(runs: Runs, *, seeds: int | Sequence[int] = 5, top: int = 10) -> pd.DataFrame:
+    """Fig. 3: per-class accuracy of TSN and the two-branch model (two-stream, mean over seeds)
+    and the gain, the `top` classes with the largest gain first. Columns: class, category,
+    TSN, two-branch, gain (points)."""
+    y = runs.labels("test")
+    C = len(runs.classes)
+    acc = {name: torch.stack([metrics.per_class_accuracy(two_stream(runs, m, seed=s).argmax(1), y, num_classes=C)
+                              for s in seed_list(seeds)]).nanmean(0) for name, m in (("TSN", "tsn"),
+                                                                                     ("two-branch", "both"))}
+    cats = runs.feats.categories or [""] * C
+    d = pd.DataFrame({"class": runs.classes, "category": cats, "TSN": 100 * acc["TSN"].numpy(),
+                      "two-branch": 100 * acc["two-branch"].numpy()})
+    d["gain"] = d["two-branch"] - d["TSN"]
+    return d.sort_values("gain", ascending=False, kind="stable").head(top).reset_index(drop=True)
+
+
+def plot_fig3(fig3: pd.DataFrame, *, interaction: str = "interaction"):
+    """Fig. 3: the classes with the largest gain over TSN; bars of interaction classes in red."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(fig3) + 1))
+    colour = ["tab:red" if c == interaction else "tab:gray" for c in fig3["category"]]
+    ax.barh(fig3["class"] + " (" + fig3["category"] + ")", fig3["gain"], color=colour)
+    ax.invert_yaxis()
+    ax.axvline(0, color="k", lw=0.5)
+    ax.set(xlabel="accuracy gain of the two-branch model over TSN (points, two-stream, mean of seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def run_fig4(runs: Runs, *, seed: int, videos: int = 4) -> pd.DataFrame:
+    """Fig. 4: the top-5 of TSN and of the two-branch model (two-stream) on the same test videos:
+    those the two-branch model gets right most confidently where TSN is wrong, then the reverse.
+    Columns of `plots.topk_examples` plus `model`."""
+    y = runs.labels("test")
+    sc = {name: two_stream(runs, m, seed=seed).softmax(1) for name, m in (("TSN", "tsn"), ("two-branch", "both"))}
+    ours_right = (sc["two-branch"].argmax(1) == y) & (sc["TSN"].argmax(1) != y)
+    tsn_right = (sc["TSN"].argmax(1) == y) & (sc["two-branch"].argmax(1) != y)
+    conf = sc["two-branch"].max(1).values
+    pick = [int(v) for mask in (ours_right, tsn_right)
+            for v in torch.nonzero(mask).flatten()[conf[mask].argsort(descending=True)][:videos // 2]]
+    frames = []
+    for name, s in sc.items():
+        ex = plots.topk_examples(s[pick], y[pick], classes=runs.classes,
+                                 video_ids=[runs.video_ids[v] for v in pick], right=len(pick), wrong=len(pick))
+        ex["video"] = [pick[v] for v in ex["video"]]
+        frames.append(ex.assign(model=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def tables67_vs_paper(t4: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Tables 6-7 as the paper prints them (three-split means of published methods), with our
+    two-branch model's two-stream accuracy in a column of its own (other data: not comparable)."""
+    p = pd.concat([results.paper_table(CHAPTER, "table6").assign(table="Table 6 (LSTM-based)"),
+                   results.paper_table(CHAPTER, "table7").assign(table="Table 7 (other methods)")])
+    wide = p.pivot_table(index=["table", "method"], columns="dataset", values="paper", aggfunc="first", sort=False)
+    wide = wide.map(lambda v: "—" if pd.isna(v) else f"{v:.1f}").reset_index()
+    ours = t4[(t4["branch"] == "two-branch") & (t4["stream"] == "two-stream")]["accuracy"]
+    label = _ours_label(cfg)
+    wide[label] = "—"
+    row = {"table": "this book", "method": "Two-branch (ours)", "UCF-101": "—", "HMDB-51": "—",
+           label: f"{ours.mean():.1f} ± {ours.std():.1f} (n={len(ours)})" if len(ours) > 1 else f"{ours.mean():.1f}"}
+    return pd.concat([wide, pd.DataFrame([row])], ignore_index=True)
+
+
+def fusion_sweep(runs: Runs, model: str = "both", *, seeds: int | Sequence[int] = 5,
+                 weights: Sequence[float] = tuple(i / 10 for i in range(11))) -> pd.DataFrame:
+    """Two-stream accuracy against the spatial weight w (the paper chose its weights this way, on
+    the test split; here it is a view, not a choice: the tables use the paper's weights).
+    Columns: w, seed, accuracy."""
+    y = runs.labels("test")
+    return pd.DataFrame([{"w": w, "seed": s,
+                          "accuracy": 100 * metrics.topk_accuracy(two_stream(runs, model, seed=s, w=w), y, k=1)}
+                         for s in seed_list(seeds) for w in weights])
+
+
+# --------------------------------------------------------------------------- the claims
+
+def _interaction(cfg: Config) -> str:
+    return INTERACTION["generated" if cfg.dataset in ("ci", "full") else cfg.layout]
+
+
+def claims(cfg: Config) -> list[Claim]:
+    """The paper's claims as contrasts between two conditions (two-stream unless said), each with
+    the paper's own effect from its tables (UCF-101 split 1)."""
+    from actionbook.audit import Claim
+
+    t2 = results.paper_table(CHAPTER, "table2").set_index(["method", "stream"])["paper"]
+    t3 = results.paper_table(CHAPTER, "table3").set_index(["segments", "stream"])["paper"]
+    t4 = results.paper_table(CHAPTER, "table4").set_index(["branch", "stream"])["paper"]
+    t5 = results.paper_table(CHAPTER, "table5").set_index(["position", "stream"])["paper"]
+    Ts = sorted(cfg.T_grid)
+    p3 = dict(zip(Ts, sorted(t3.index.get_level_values(0).unique())))
+    k = lambda m, st="two-stream", **ch: _condition(m, st, cfg, **ch)  # noqa: E731
+    two = "two-stream"
+    out = [
+        Claim("L1", "the R-LSTM network gains nothing over TSN (about as good)", k("nonlocal"), k("tsn"),
+              expect="no_gain", paper_effect=paper_diff(t2["R-LSTM", two], t2["TSN", two]),
+              paper_source="Table 2, two-stream"),
+        Claim("L2a", "TSN + R-LSTM beats TSN", k("ensemble"), k("tsn"),
+              paper_effect=paper_diff(t2["TSN + R-LSTM", two], t2["TSN", two]), paper_source="Table 2, two-stream"),
+        Claim("L2b", "TSN + R-LSTM beats the R-LSTM network", k("ensemble"), k("nonlocal"),
+              paper_effect=paper_diff(t2["TSN + R-LSTM", two], t2["R-LSTM", two]), paper_source="Table 2, two-stream"),
+        Claim("L3a", f"T = {cfg.T} beats T = {Ts[0]}", k("both"), k("both", T=Ts[0]),
+              paper_effect=paper_diff(t3[p3[cfg.T], two], t3[p3[Ts[0]], two]), paper_source="Table 3, two-stream"),
+        Claim("L3b", f"T = {cfg.T} beats T = {Ts[-1]}", k("both"), k("both", T=Ts[-1]),
+              paper_effect=paper_diff(t3[p3[cfg.T], two], t3[p3[Ts[-1]], two]), paper_source="Table 3, two-stream"),
+    ]
+    for st in ("rgb", "flow"):
+        name = STREAM_NAMES[st]
+        out += [Claim(f"L4{name[0]}{b[0]}", f"two branches beat the {b} branch alone ({name} stream)",
+                      k("both", st), k(m, st), paper_effect=paper_diff(t4["two-branch", name], t4[b, name]),
+                      paper_source=f"Table 4, {name}") for m, b in (("local", "local"), ("nonlocal", "non-local"))]
+    out += [
+        Claim("L5a", "the R-LSTM after conv5_2 beats after conv5_1", k("both"), k("both", position="conv5_1"),
+              paper_effect=paper_diff(t5["conv5_2", two], t5["conv5_1", two]), paper_source="Table 5, two-stream"),
+        Claim("L5b", "the R-LSTM after conv5_2 beats after conv5_3", k("both"), k("both", position="conv5_3"),
+              paper_effect=paper_diff(t5["conv5_2", two], t5["conv5_3", two]), paper_source="Table 5, two-stream"),
+        Claim("L6a", "the two-branch model beats TSN", k("both"), k("tsn"),
+              paper_effect=paper_diff(t4["two-branch", two], t2["TSN", two]), paper_source="Tables 2 and 4, two-stream"),
+        Claim("L6b", f"the two-branch model beats TSN on the {_interaction(cfg)} classes", k("both"), k("tsn"),
+              category=_interaction(cfg), paper_source="Fig. 3 (no values printed)"),
+    ]
+    return out
+
+
+def _condition(model: str, stream: str, cfg: Config, **change: Any) -> str:
+    """The name of a condition: a model ("ensemble" too) in a stream, at the config's T and position
+    unless `change` says otherwise."""
+    return condition_name(model, _STREAM_LABEL[stream], T=change.get("T", cfg.T),
+                          position=change.get("position", cfg.position))
+
+
+def conditions(runs: Runs) -> dict[str, Callable[[int], Tensor]]:
+    """Every condition the claims name -> its test logits (V, C) for a seed."""
+    c = runs.cfg
+    out: dict[str, Callable[[int], Tensor]] = {}
+    variants = [{}] + [{"T": T} for T in c.T_grid if T != c.T] + [{"position": p} for p in POSITIONS if p != c.position]
+    for m in (*MODELS, "ensemble"):
+        for st in STREAM_COLUMNS:
+            for ch in variants if m == "both" else [{}]:
+                out[_condition(m, st, c, **ch)] = lambda s, m=m, st=st, ch=ch: scores(runs, m, st, seed=s, **ch)
+    return out
+
+
+def run_claims(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
+    """The audit of the paper's claims over `seeds` (`actionbook.audit`), saved as claims.csv. Its
+    input, one row per (condition, seed, test video), comes from `chapter.claim_outcomes`."""
+    claimed = claims(runs.cfg)
+    frame = chapter.claim_outcomes(claimed, conditions(runs), runs.labels("test"), seeds=seeds,
+                                   video_ids=runs.video_ids, categories=runs.feats.categories)
+    return chapter.claims_table(claimed, frame, mode=runs.cfg.mode, chapter=CHAPTER, config=runs.cfg,
+                                seeds=seed_list(seeds))
+
+
+def train_seconds(runs: Runs) -> pd.DataFrame:
+    """How long each run trained (seconds, from the run cache): model, stream, T, position, seed, seconds."""
+    return pd.DataFrame([{"model": MODEL_NAMES[k.model], "stream": STREAM_NAMES[k.stream], "T": k.T,
+                          "position": k.position, "seed": k.seed, "seconds": sec}
+                         for k, sec in runs.cache.seconds.items() if not math.isnan(sec)])
