@@ -132,3 +132,20 @@ def test_recurrent_residual_claims_table_has_one_row_per_declared_claim(executed
     assert all(g[f"v_{c}"] == v for c, v in zip(table["claim"], table["verdict"]))
     for name, value in g.items():
         assert "nan" not in str(value).split(), (name, value)
+
+
+def test_controls_page_writes_every_control_over_five_seeds(executed_ci):
+    """The instrument's controls (book/data/controls.md): one row per declared control, computed
+    over five seeds on the category's test videos, and the glued counts add up to the verdicts."""
+    from actionbook import controls as K
+
+    ipynb, results = executed_ci("book/data/controls.md")
+    df = pd.read_csv(results / "ci" / "benchmark" / "controls.csv")
+    assert list(df.columns) == ["category", "model", "role", "accuracy_mean", "accuracy_sd", "chance", "n_seeds",
+                                "n_test"]
+    assert list(zip(df["category"], df["role"])) == [(c.category, c.role) for c in K.CONTROLS]
+    assert (df["n_seeds"] >= 5).all() and (df["n_test"] > 0).all()
+    assert df["accuracy_mean"].between(0, 1).all() and (df["chance"] == 0.25).all()
+    v, g = K.verdicts(df), glued(ipynb)
+    assert g["n_pos_ok"] == int(v[v.role == "positive"]["meets target"].sum())
+    assert g["n_neg_ok"] == int(v[v.role == "negative"]["meets target"].sum())

@@ -68,7 +68,7 @@ from actionbook import metrics
 from actionbook.io import atomic_write
 from actionbook.seed import rng_state, seed_everything, set_rng_state
 
-__all__ = ["TrainConfig", "ConfigError", "EvalResult", "History", "TensorVideoDataset",
+__all__ = ["TrainConfig", "ConfigError", "resolve_device", "EvalResult", "History", "TensorVideoDataset",
            "fit", "evaluate", "train_one_epoch", "make_optimizer", "load_checkpoint", "OPTIMIZERS"]
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
@@ -240,17 +240,29 @@ def _distributed() -> tuple[int, int, int]:
     return 0, 1, 0
 
 
-def _resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
+def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """The one device resolver of the package (training, extraction, timings).
+
+    "auto" or None: CUDA when available, else the CPU; "cuda" without an index: GPU
+    `local_rank` (torchrun's). A name that is not a device, a GPU this machine lacks, or an index
+    past its GPUs is a `ConfigError` (a ValueError) that says what to pass instead.
+    """
     if isinstance(device, torch.device):
         return device
-    if device == "auto":
+    if device is None or device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {device!r} is not a device; use cpu, cuda, cuda:N or auto") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} asked for, but CUDA is not available here: use device='cpu' or 'auto'")
+            raise ConfigError(f"device {device!r} asked for, but CUDA is not available on this machine: "
+                              "use the CPU (--device cpu, device='cpu') or auto (cuda when available)")
         if dev.index is None:
             dev = torch.device("cuda", local_rank)
+        if dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
     return dev
 
 
@@ -393,7 +405,7 @@ def evaluate(model: nn.Module, ds: Dataset, *, batch_size: int = 64, device: str
     top-1/top-5 and mean class accuracy (or mAP). Under torch.distributed each process scores
     a shard and the scores are gathered, so every process returns the full result.
     """
-    device = _resolve_device(device, _distributed()[2])
+    device = resolve_device(device, _distributed()[2])
     _check_item(ds, "the evaluation dataset")
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     rank = dist.get_rank() if world > 1 else 0
@@ -511,7 +523,7 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None = None, cfg:
     if val_ds is not None:
         _check_item(val_ds, "val_ds")
     rank, world, local_rank = _distributed()
-    device = _resolve_device(cfg.device, local_rank)
+    device = resolve_device(cfg.device, local_rank)
     own_group = world > 1 and not dist.is_initialized()
     if own_group:
         if device.type == "cuda":

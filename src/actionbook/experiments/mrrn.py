@@ -453,11 +453,6 @@ def _resnet34_to(layer: str) -> nn.Module:
         return B.FrameBackbone(net, layer=layer, mean=torch.zeros(3), std=torch.ones(3)).eval()
 
 
-def _device(name: str) -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
-                        ("cpu" if name == "auto" else name))
-
-
 def run_fig6(cfg: Config, *, num_classes: int = 101) -> pd.DataFrame:
     """Fig. 6: time per batch (forward, no gradients) of whole models, from pixels to scores.
 
@@ -470,7 +465,7 @@ def run_fig6(cfg: Config, *, num_classes: int = 101) -> pd.DataFrame:
     threads, median / q1 / q3 in ms, repeats.
     """
     t = cfg.timing
-    dev = _device(cfg.device)
+    dev = engine.resolve_device(cfg.device)
     g = torch.Generator().manual_seed(0)
     clips = torch.rand(t.rrn_batch, t.frames, 3, t.image, t.image, generator=g).to(dev)
     clips3d = torch.rand(t.cnn3d_batch, 3, t.cnn3d_frames, t.cnn3d_image, t.cnn3d_image, generator=g).to(dev)
@@ -532,7 +527,7 @@ def sru_timing(cfg: Config, *, backward: bool = False) -> pd.DataFrame:
     (the weights in matrices: 3 H I for an SRU layer, 4 H (I + H) for an LSTM layer).
     """
     t = cfg.timing
-    dev = _device(cfg.device)
+    dev = engine.resolve_device(cfg.device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         sizes = [t.head_input] + [t.head_hidden] * (t.head_layers - 1)

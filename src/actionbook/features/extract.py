@@ -43,6 +43,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from actionbook import engine
 from actionbook.data import sampling as S
 from actionbook.data import transforms as TF
 from actionbook.data.datasets import LAYOUTS, Dataset, read_records, resolve_dataset  # noqa: F401 (re-exported)
@@ -212,20 +213,6 @@ class VideoInputs(torch.utils.data.Dataset):
         return frames, index, x.contiguous()
 
 
-def _device(device: str | None) -> torch.device:
-    """The device to extract on; one that is not a device, or a GPU this machine lacks, is a ValueError."""
-    try:
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r} is not a device; use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available on this machine; "
-                         "use --device cpu (or leave --device out: cuda when available, else cpu)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
-    return dev
-
-
 def _collate(item: dict) -> dict:
     return item
 
@@ -303,7 +290,7 @@ def extract_features(
         weights = "ci" if mode == "ci" else "DEFAULT"
     weights = B.resolve_weights(backbone, weights, mode=mode)
     resize, crop_size = size or B.input_size(backbone, mode=mode)
-    dev = _device(device)
+    dev = engine.resolve_device(device)
     ds = resolve_dataset(dataset, layout=layout)
     records, classes = read_records(ds, split=split, subset=subset)
     key, key_dict = make_key(ds=ds, split=split, subset=subset, backbone=backbone, layer=layer, weights=weights,

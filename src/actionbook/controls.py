@@ -1,0 +1,275 @@
+"""The benchmark's controls: can the instrument measure what each coarse category asks?
+
+The chapters use the generated benchmark and the frozen ci networks as a measuring
+instrument: in ci a paper's claim "holds" when its model beats a simpler one there. Before
+that verdict means anything, the instrument is tested itself, on the split's test groups
+(unseen in training), within each coarse category (4 classes, chance 25%), over several
+seeds:
+
+- a *positive* control has the information the category needs, and should solve it;
+- a *negative* control lacks it by design, and should stay at chance.
+
+| category | positive control (has it) | negative control (lacks it) |
+| --- | --- | --- |
+| appearance | frame averaging of the RGB frame features | the video's mean colour |
+| motion | the flow stream (clip flow features, averaged) | RGB frame averaging |
+| temporal order | a recurrent model (GRU) over the RGB frame features | RGB frame averaging |
+| interaction | a GRU over the frame features (they see both objects over time) | RGB frame averaging |
+| long range | the GRU over the whole video | the same GRU on a window that misses the first 20% |
+
+The interaction category's intended positive control is a relational model; the GRU over
+frame features, which show both objects' positions over time, stands in for it. Targets:
+every positive control >= 85%, every negative control within two binomial standard errors of
+chance on the category's test videos.
+
+Features: the ci frame network's pooled `layer4` on every `frame_step`-th frame (one cache
+entry, `sampling="frames"`), and the Res-LSTM chapter's flow stream (the same cache entry as
+that chapter: clip flow features of every 16-frame clip, centre crop, DIS flow). The heads
+are trained with `actionbook.engine` on the training videos of the category and scored on its
+test videos. Nothing here reads a chapter's result or a paper's claim.
+
+    CONTROLS                  the ten controls, as `Control`s
+    ControlsConfig            seeds, the frame step, the heads' sizes and schedule
+    run_control(ctrl, train, test, cfg=)   one control's test accuracy per seed
+    run_controls(cfg)         every control on the ci benchmark: the table of the page
+    verdicts(df)              each row's target and whether it is met
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from actionbook import engine
+from actionbook.categories import class_categories
+from actionbook.features.cache import FeatureSet
+
+__all__ = ["CHANCE", "POSITIVE_TARGET", "ControlsConfig", "Control", "CONTROLS", "AverageHead", "RecurrentHead",
+           "run_control", "run_controls", "two_se", "verdicts", "config_dict"]
+
+CHANCE = 0.25  # 4-way within a category
+POSITIVE_TARGET = 0.85
+
+
+@dataclass(frozen=True)
+class ControlsConfig:
+    """How the controls are run. The heads' sizes and schedule were fixed before any control was
+    scored (small heads, long enough to fit the training videos), never changed to meet a target."""
+
+    dataset: str = "ci"
+    layout: str = "ucf101"
+    split: int = 1
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    frame_step: int = 4          # RGB frame features of every 4th frame
+    steps: int = 12              # a recurrent control reads this many evenly spaced items of its window
+    hidden: int = 64
+    epochs: int = 60
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
+    num_workers: int = 2
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class Control:
+    category: str
+    model: str         # what a reader sees in the table
+    role: str          # "positive" or "negative"
+    features: str      # "frames" (RGB frame features), "flow" (clip flow features), "colour" (mean RGB)
+    head: str          # "average" (mean over the window, linear) or "recurrent" (GRU over the window)
+    start: float = 0.0  # the window: the part of the video from `start` (a fraction) to its end
+
+
+CONTROLS: tuple[Control, ...] = (
+    Control("appearance", "RGB frame averaging", "positive", "frames", "average"),
+    Control("appearance", "mean colour of the video", "negative", "colour", "average"),
+    Control("motion", "flow stream (clip flow features, averaged)", "positive", "flow", "average"),
+    Control("motion", "RGB frame averaging", "negative", "frames", "average"),
+    Control("temporal order", "recurrent (GRU) over RGB frames", "positive", "frames", "recurrent"),
+    Control("temporal order", "RGB frame averaging", "negative", "frames", "average"),
+    Control("interaction", "recurrent (GRU) over RGB frames (stand-in for a relational model)", "positive",
+            "frames", "recurrent"),
+    Control("interaction", "RGB frame averaging", "negative", "frames", "average"),
+    Control("long range", "recurrent (GRU) over the whole video", "positive", "frames", "recurrent"),
+    # the long-range cue lives in the first 15% of the frames: this window starts after it
+    Control("long range", "recurrent (GRU) missing the first 20%", "negative", "frames", "recurrent", 0.20),
+)
+
+
+# --------------------------------------------------------------------------- inputs
+
+def _window(x: Tensor, frames: Tensor, num_frames: int, *, start: float, steps: int | None) -> Tensor:
+    """The items of `x` (K, D) whose first frame lies in [start * num_frames, num_frames), resampled to
+    `steps` evenly spaced items: (steps, D); all of them when steps is None: (K', D)."""
+    first = frames if frames.dim() == 1 else frames[:, 0]
+    keep = first.float() >= start * num_frames
+    x = x[keep] if keep.any() else x[-1:]
+    if steps is None:
+        return x
+    return x[torch.linspace(0, len(x) - 1, steps).round().long()]  # (steps, D)
+
+
+def _inputs(ctrl: Control, fs: FeatureSet, *, steps: int) -> list[Tensor]:
+    """Per video, the items the control reads: its window, resampled for a recurrent head."""
+    out = []
+    for x, frames in zip(fs.features, fs.frames):
+        n = int(frames.max()) + 1  # the last item's frame bounds the video's length
+        out.append(_window(x.float().flatten(1), frames, n, start=ctrl.start,
+                           steps=None if ctrl.head == "average" else steps))
+    return out
+
+
+def _even(xs: Sequence[Tensor]) -> Tensor:
+    """Videos with different numbers of items as one tensor: each resampled evenly to the longest
+    length (the mean of an average head barely changes): (V, K, D)."""
+    k = max(len(x) for x in xs)
+    return torch.stack([x[torch.linspace(0, len(x) - 1, k).round().long()] for x in xs])
+
+
+# --------------------------------------------------------------------------- heads
+
+class AverageHead(nn.Module):
+    """The mean over the items, then a linear classifier: x (B, K, D) -> (B, C)."""
+
+    def __init__(self, d: int, classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x.mean(dim=1))  # (B, C)
+
+
+class RecurrentHead(nn.Module):
+    """A GRU over the items, its last state to a linear classifier: x (B, T, D) -> (B, C)."""
+
+    def __init__(self, d: int, classes: int, hidden: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(d, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, h = self.gru(x)    # h (1, B, hidden)
+        return self.fc(h[0])  # (B, C)
+
+
+def _category_videos(ctrl: Control, fs: FeatureSet, xs: list[Tensor], categories: Sequence[str]) -> tuple[Tensor, Tensor]:
+    """The control's category only, its 4 classes relabelled 0..3 in the class list's order."""
+    mine = [i for i, c in enumerate(categories) if c == ctrl.category]
+    if len(mine) != 4:
+        raise ValueError(f"category {ctrl.category!r} has {len(mine)} classes in {fs.key}, expected 4")
+    remap = {c: j for j, c in enumerate(mine)}
+    keep = [i for i, y in enumerate(fs.labels) if y in remap]
+    if not keep:
+        raise ValueError(f"no video of category {ctrl.category!r} in the {fs.spec.get('subset')} set {fs.key}")
+    return _even([xs[i] for i in keep]), torch.tensor([remap[fs.labels[i]] for i in keep])
+
+
+def run_control(ctrl: Control, train: FeatureSet, test: FeatureSet, *, cfg: ControlsConfig,
+                categories: Sequence[str] | None = None) -> list[float]:
+    """Test accuracy (a fraction, 4-way within the control's category) of one control, per seed.
+
+    `categories`: the coarse category of each class of the feature sets (default: the generated
+    benchmark's, `actionbook.categories.class_categories`)."""
+    if categories is None:
+        categories = list(class_categories(list(train.classes), layout="generated"))
+    x_tr, t_tr = _category_videos(ctrl, train, _inputs(ctrl, train, steps=cfg.steps), categories)
+    x_te, t_te = _category_videos(ctrl, test, _inputs(ctrl, test, steps=cfg.steps), categories)
+    flat = x_tr.flatten(0, 1)
+    mu, sd = flat.mean(0), flat.std(0) + 1e-5  # z-normalisation fitted on the training videos only
+    x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+    accs = []
+    for seed in cfg.seeds:
+        torch.manual_seed(seed)
+        d = x_tr.shape[-1]
+        model = AverageHead(d, 4) if ctrl.head == "average" else RecurrentHead(d, 4, cfg.hidden)
+        tc = engine.TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                weight_decay=cfg.weight_decay, seed=seed, device="cpu")
+        engine.fit(model, engine.TensorVideoDataset(x_tr, t_tr), None, tc, progress=False)
+        res = engine.evaluate(model, engine.TensorVideoDataset(x_te, t_te), device="cpu")
+        accs.append(float(res.video["top1"]))
+    return accs
+
+
+# --------------------------------------------------------------------------- the ci benchmark's controls
+
+def _colour(fs: FeatureSet, cfg: ControlsConfig) -> FeatureSet:
+    """Each video's mean RGB colour over the frames `fs` holds, as a one-item feature set: (1, 3)."""
+    import dataclasses
+
+    from actionbook.data.datasets import read_records, resolve_dataset
+    from actionbook.data.video import read_video
+
+    records, _ = read_records(resolve_dataset(cfg.dataset, layout=cfg.layout), split=cfg.split, subset=fs.subset)
+    path = {r.video_id: r.path for r in records}
+    feats = []
+    for vid, frames in zip(fs.video_ids, fs.frames):
+        x = read_video(path[vid], frames=frames.tolist())                 # (F, H, W, 3) uint8
+        feats.append(x.float().mean(dim=(0, 1, 2)).div(255).view(1, 3))  # (1, 3)
+    return dataclasses.replace(fs, features=feats, frames=[f[:1] for f in fs.frames],
+                               transforms=(*fs.transforms, "mean colour"))
+
+
+def feature_sets(cfg: ControlsConfig = ControlsConfig(), *, needs: Sequence[str] = ("frames", "flow", "colour")
+                 ) -> dict[str, dict[str, FeatureSet]]:
+    """{"frames" | "flow" | "colour": {"train": FeatureSet, "test": FeatureSet}} from the feature cache."""
+    from actionbook.experiments import res_lstm
+    from actionbook.features.extract import extract_features
+
+    sets: dict[str, dict[str, FeatureSet]] = {}
+    if "frames" in needs or "colour" in needs:
+        sets["frames"] = {s: extract_features(dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=s,
+                                              backbone="resnet34", layer="layer4", sampling="frames",
+                                              sampling_params=dict(step=cfg.frame_step), mode="ci",
+                                              num_workers=cfg.num_workers, progress=cfg.progress)
+                          for s in ("train", "test")}
+    if "flow" in needs:  # the Res-LSTM chapter's flow stream: the same cache entry
+        rc = res_lstm.config("ci")
+        sets["flow"] = res_lstm.features(rc, progress=cfg.progress).grids["flow"]
+    if "colour" in needs:
+        sets["colour"] = {s: _colour(fs, cfg) for s, fs in sets["frames"].items()}
+    return sets
+
+
+def run_controls(cfg: ControlsConfig = ControlsConfig(), *, controls: Sequence[Control] = CONTROLS) -> pd.DataFrame:
+    """Every control, one row each: category, model, role, accuracy_mean, accuracy_sd, chance,
+    n_seeds, n_test (accuracies as fractions, over the seeds)."""
+    sets = feature_sets(cfg, needs=sorted({c.features for c in controls}))
+    rows = []
+    for ctrl in controls:
+        train, test = sets[ctrl.features]["train"], sets[ctrl.features]["test"]
+        accs = torch.tensor(run_control(ctrl, train, test, cfg=cfg))
+        cats = class_categories(list(test.classes), layout="generated")
+        n_test = sum(1 for y in test.labels if cats[y] == ctrl.category)
+        rows.append(dict(category=ctrl.category, model=ctrl.model, role=ctrl.role,
+                         accuracy_mean=float(accs.mean()), accuracy_sd=float(accs.std()) if len(accs) > 1 else 0.0,
+                         chance=CHANCE, n_seeds=len(accs), n_test=n_test))
+    return pd.DataFrame(rows)
+
+
+def two_se(n_test: int, chance: float = CHANCE) -> float:
+    """Two binomial standard errors of an accuracy at chance on `n_test` videos."""
+    return 2 * math.sqrt(chance * (1 - chance) / n_test)
+
+
+def verdicts(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with each control's target and whether it is met: a positive control >= 85%; a
+    negative one within two binomial standard errors of chance on its category's test videos."""
+    out = df.copy()
+    out["target"] = [f">= {POSITIVE_TARGET:.0%}" if r.role == "positive" else
+                     f"{r.chance - two_se(r.n_test, r.chance):.0%} .. {r.chance + two_se(r.n_test, r.chance):.0%}"
+                     for r in out.itertuples()]
+    out["meets target"] = [bool(r.accuracy_mean >= POSITIVE_TARGET) if r.role == "positive"
+                           else bool(abs(r.accuracy_mean - r.chance) <= two_se(r.n_test, r.chance))
+                           for r in out.itertuples()]
+    return out
+
+
+def config_dict(cfg: ControlsConfig = ControlsConfig(), controls: Sequence[Control] = CONTROLS) -> dict:
+    """The config and the controls, for the results' metadata."""
+    return dict(asdict(cfg), controls=[asdict(c) for c in controls])
