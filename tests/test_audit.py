@@ -223,3 +223,18 @@ def test_detectable_effect_at_an_accuracy_of_zero_or_one():
     assert math.isfinite(edge) and edge > 0
     with pytest.raises(ValueError, match=r"fraction in \[0, 1\]"):
         detectable_effect(n_test=4, n_seeds=1, accuracy=1.5)
+
+
+def test_a_category_with_fewer_than_two_test_videos_is_not_testable_not_an_error():
+    """A small test set (the full-mode smoke test's two videos) leaves a category with one test video or
+    none: its claim says so, and the other claims are still computed."""
+    cats = ["motion"] * 199 + ["interaction"]
+    o = _frame({"A": [[int(v < 150) for v in range(200)]] * 2, "B": [[int(v < 100) for v in range(200)]] * 2}, cats)
+    claims = [Claim("all", "A beats B", "A", "B"), Claim("one", "A beats B on interaction", "A", "B",
+                                                          category="interaction"),
+              Claim("none", "A beats B on appearance", "A", "B", category="appearance")]
+    r = audit(claims, o).set_index("claim")
+    assert r.loc["all", "verdict"] == "holds"
+    for cid, n in (("one", 1), ("none", 0)):
+        assert r.loc[cid, "verdict"] == "not testable here" and r.loc[cid, "n_test"] == n
+        assert "at least 2" in r.loc[cid, "reason"] and math.isnan(r.loc[cid, "effect"])

@@ -195,11 +195,10 @@ class _Wide:
                                  f"{sorted(map(str, self.rows))}")
         (sa, va, a), (sb, vb, b) = self.rows[better], self.rows[worse]
         seeds, videos = np.intersect1d(sa, sb), np.intersect1d(va, vb)
-        if category is not None:
+        if category is not None:  # none of the category may be left: `audit` then says "not testable here"
             videos = videos[self.category[videos] == category]
             if not len(videos):
-                raise ValueError(f"conditions {better!r} and {worse!r} share no test video of category "
-                                 f"{category!r}; the categories are {sorted(map(str, set(self.category)))}")
+                return np.empty((len(seeds), 0)), list(self.seeds[seeds]), []
         if not len(seeds) or not len(videos):
             raise ValueError(f"conditions {better!r} and {worse!r} share no "
                              f"{'seed' if not len(seeds) else 'test video'}: a paired comparison needs both")
@@ -333,19 +332,24 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
 
     rows: list[dict] = []
     p_support, p_contrary = [], []
+    untested: set[str] = set()  # claims that the data cannot test (declared, or too few test videos)
     for c in claims:
         row = {"claim": c.id, "statement": c.statement, "better": c.better, "worse": c.worse,
                "expect": c.expect, "category": c.category, "min_effect": float(c.min_effect),
                "paper_effect": float(c.paper_effect) if c.paper_effect is not None else math.nan,
                "paper_source": c.paper_source}
-        if c.not_testable:
+        d, seeds, videos = table.matrix(c.better, c.worse, c.category) if not c.not_testable else (None, [], [])
+        if c.not_testable or len(videos) < 2:
+            where = f" of category {c.category!r}" if c.category else ""
+            reason = c.not_testable or (f"{len(videos)} test video(s){where}: a paired comparison needs at least 2 "
+                                        f"(a small test set, e.g. the full-mode smoke test's)")
             row.update(verdict="not testable here", effect=math.nan, ci_low=math.nan, ci_high=math.nan,
-                       se=math.nan, df=math.nan, n_seeds=0, n_test=0, reason=c.not_testable)
+                       se=math.nan, df=math.nan, n_seeds=len(seeds), n_test=len(videos), reason=reason)
             rows.append(row)
             p_support.append(math.nan)
             p_contrary.append(math.nan)
+            untested.add(c.id)
             continue
-        d, seeds, videos = table.matrix(c.better, c.worse, c.category)
         d = d * 100.0  # points
         rng = np.random.default_rng([seed, zlib.crc32(c.id.encode())])
         boot = bootstrap_effects(d, n_boot=n_boot, rng=rng)
@@ -371,7 +375,7 @@ def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000
     k = int(np.sum(~np.isnan(np.asarray(p_support, float))))
     for row, c, ps, pc, raw in zip(rows, claims, adj_s, adj_c, p_support):
         row["p_holm"], row["p_holm_reversed"] = float(ps), float(pc)
-        if c.not_testable:
+        if c.id in untested:
             row["detectable"] = math.nan
             continue
         row["verdict"], row["reason"] = _verdict(c, row, ps, pc, raw, level, k if correction == "holm" else 1)
