@@ -49,7 +49,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -151,8 +150,7 @@ _FULL_NOTES = (
     "UCF-101 split 1 (the paper does not state the split of its ablations)",
 )
 
-_FULL = Config(mode="full", dataset=str(Path("ucf101")), layout="ucf101", dataset_label="UCF-101 split 1",
-               paper_dataset="UCF-101", notes=_FULL_NOTES)
+_FULL = Config(mode="full", **chapter.full_dataset("ucf101"), notes=_FULL_NOTES)  # `config` picks the dataset
 CONFIGS: dict[str, Config] = {
     "full": _FULL,
     # ci: the generated benchmark at toy size; each scaled-down choice is named in `notes`.

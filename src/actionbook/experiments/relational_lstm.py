@@ -167,8 +167,7 @@ _FULL_NOTES = (
     "the temporal stream's head starts from scratch, not from the trained spatial model",
 )
 
-_FULL = Config(mode="full", dataset=str(Path("ucf101")), layout="ucf101", dataset_label="UCF-101 split 1",
-               paper_dataset="UCF-101", notes=_FULL_NOTES)
+_FULL = Config(mode="full", **chapter.full_dataset("ucf101"), notes=_FULL_NOTES)  # `config` picks the dataset
 CONFIGS: dict[str, Config] = {
     "full": _FULL,
     # ci: the generated benchmark at toy size; every scaled-down choice is one of its notes
