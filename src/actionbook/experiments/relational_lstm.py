@@ -128,7 +128,7 @@ class Config:
     eval_batch_size: int = 64
     device: str = "auto"
     threads: int | None = None
-    progress: bool = True
+    progress: bool = False     # progress bars (off: in an executed page they print a line per update; the full-mode smoke test checks)
     extract_workers: int = 2
     notes: tuple[str, ...] = field(default_factory=tuple)  # what differs from the paper, in words
 
