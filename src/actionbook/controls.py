@@ -43,14 +43,14 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from actionbook import engine
 from actionbook.categories import class_categories
+from actionbook.experiments.recurrent_residual import AveragePooling, GRUHead
 from actionbook.features.cache import FeatureSet
 
-__all__ = ["CHANCE", "POSITIVE_TARGET", "ControlsConfig", "Control", "CONTROLS", "AverageHead", "RecurrentHead",
-           "run_control", "run_controls", "two_se", "verdicts", "config_dict"]
+__all__ = ["CHANCE", "POSITIVE_TARGET", "ControlsConfig", "Control", "CONTROLS", "run_control", "run_controls", "two_se", "verdicts", "config_dict"]
 
 CHANCE = 0.25  # 4-way within a category
 POSITIVE_TARGET = 0.85
@@ -133,30 +133,8 @@ def _even(xs: Sequence[Tensor]) -> Tensor:
 
 
 # --------------------------------------------------------------------------- heads
-
-class AverageHead(nn.Module):
-    """The mean over the items, then a linear classifier: x (B, K, D) -> (B, C)."""
-
-    def __init__(self, d: int, classes: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(d, classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(x.mean(dim=1))  # (B, C)
-
-
-class RecurrentHead(nn.Module):
-    """A GRU over the items, its last state to a linear classifier: x (B, T, D) -> (B, C)."""
-
-    def __init__(self, d: int, classes: int, hidden: int) -> None:
-        super().__init__()
-        self.gru = nn.GRU(d, hidden, batch_first=True)
-        self.fc = nn.Linear(hidden, classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        _, h = self.gru(x)    # h (1, B, hidden)
-        return self.fc(h[0])  # (B, C)
-
+# The heads are the recurrent residual chapter's Table 1 baselines (average pooling + linear, a GRU's
+# last state + linear): one implementation of each.
 
 def _category_videos(ctrl: Control, fs: FeatureSet, xs: list[Tensor], categories: Sequence[str]) -> tuple[Tensor, Tensor]:
     """The control's category only, its 4 classes relabelled 0..3 in the class list's order."""
@@ -187,7 +165,7 @@ def run_control(ctrl: Control, train: FeatureSet, test: FeatureSet, *, cfg: Cont
     for seed in cfg.seeds:
         torch.manual_seed(seed)
         d = x_tr.shape[-1]
-        model = AverageHead(d, 4) if ctrl.head == "average" else RecurrentHead(d, 4, cfg.hidden)
+        model = AveragePooling(d, 4) if ctrl.head == "average" else GRUHead(d, cfg.hidden, 4)
         tc = engine.TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, seed=seed, device="cpu")
         engine.fit(model, engine.TensorVideoDataset(x_tr, t_tr), None, tc, progress=False)
