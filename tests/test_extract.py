@@ -99,3 +99,15 @@ def test_extract_command(dataset, capsys, cache):
     assert len(list((cache / "features").iterdir())) == 2
     assert cli.main(["extract", "--dataset", str(dataset / "nope"), *args[3:]]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_an_extraction_is_logged_as_a_stage_once(dataset, cache):
+    """`make book`'s timing table: a feature set built is one line of the stage log; the same set
+    loaded from the cache adds none."""
+    from actionbook import stages
+
+    fs = extract_features(dataset=dataset, subset="test", **FAST)
+    rows = [r for r in stages.read() if r["stage"] == "features"]
+    assert len(rows) == 1 and rows[0]["key"] == fs.key and rows[0]["videos"] == len(fs) and rows[0]["seconds"] > 0
+    extract_features(dataset=dataset, subset="test", **FAST)
+    assert len([r for r in stages.read() if r["stage"] == "features"]) == 1

@@ -124,3 +124,17 @@ def test_toc_walk_in_reading_order(tmp_path):
     assert runner.toc_files(tmp_path) == ["intro", "a/one", "a/two", "b"]
     with pytest.raises(runner.RunnerError, match="a/one"):
         runner.resolve_source("a/one", tmp_path)
+
+
+@pytest.mark.notebooks
+def test_run_ends_with_a_table_of_notebooks_and_stages_built(tmp_path, actionbook_cli):
+    """`make book` ends by saying where its time went: each notebook, and each cached stage the
+    notebooks built (here a stand-in stage recorded from inside the notebook's kernel)."""
+    code = 'from actionbook import stages\nstages.record("features", "stand-in feature set", seconds=1.5)'
+    nb = write_notebook(tmp_path / "timed.md", code, params='mode = "ci"')
+    r = actionbook_cli("run", "--mode", "ci", nb, "--out", tmp_path / "executed", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    table = r.stderr[r.stderr.index("notebook "):]
+    assert "timed" in table and "features: stand-in feature set" in table and "all features" in table
+    again = actionbook_cli("run", "--mode", "ci", nb, "--out", tmp_path / "executed", "--no-progress")
+    assert again.stderr.count("stand-in feature set") == 1  # only the stages built during this run

@@ -10,7 +10,9 @@ defines at least `mode`. The runner
    parameters cell, in the notebook's own folder,
 4. writes the executed notebook to `_build/executed/<mode>/<path>.ipynb` (atomically:
    a failed run leaves `<name>.failed.ipynb` beside it for inspection and never
-   overwrites the last good one), printing progress and each notebook's wall time.
+   overwrites the last good one), printing progress and each notebook's wall time,
+5. ends with a table of the notebooks' seconds and of the cached stages (benchmark
+   generation, ci pretraining, each feature set) built meanwhile (`actionbook.stages`).
 
 A failing cell stops the run with a non-zero exit naming the notebook and the cell.
 The runner always executes: there is no execution cache, so a change in `src/` always
@@ -30,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from actionbook import MODES
+from actionbook import MODES, stages
 from actionbook.io import read_json, write_json
 from actionbook.paths import ROOT
 
@@ -295,7 +297,7 @@ def parameters(pairs: list[list[str]] | list[tuple[str, str]]) -> dict[str, str]
 
 
 def main(args: argparse.Namespace) -> int:
-    t0 = time.perf_counter()
+    t0, since = time.perf_counter(), time.time()
     try:
         params = parameters(args.parameter)
         notebooks = args.notebooks or book_notebooks()
@@ -315,4 +317,5 @@ def main(args: argparse.Namespace) -> int:
     write_json(summary, old)  # atomic
     print(f"ran {len(times)} notebook(s) in {total:.1f} s; executed notebooks in {args.out / args.mode}",
           file=sys.stderr)
+    print("\n" + stages.summary(times, since=since, total=total), file=sys.stderr)  # where the time went
     return 0

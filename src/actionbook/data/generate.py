@@ -55,6 +55,7 @@ from typing import Sequence
 
 import numpy as np
 
+from actionbook import stages
 from actionbook.data import _render as R
 from actionbook.io import atomic_write, is_temporary, read_json, remove_temporaries, write_json
 from actionbook.paths import data_dir
@@ -535,7 +536,8 @@ def ensure_benchmark(preset: str | Preset = "ci", seed: int = 0, *, workers: int
         with contextlib.suppress(OSError, ValueError):
             if _matches(read_json(info), _identity(p, seed)):
                 return root
-    return generate(preset=p, out=root, seed=seed, workers=workers, progress=progress)
+    with stages.timed("generate", f"benchmark {p.name}-seed{seed}"):
+        return generate(preset=p, out=root, seed=seed, workers=workers, progress=progress)
 
 
 # ----------------------------------------------------------------------------- static images

@@ -37,13 +37,14 @@ import argparse
 import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
-from actionbook import engine
+from actionbook import engine, stages
 from actionbook.data import sampling as S
 from actionbook.data import transforms as TF
 from actionbook.data.datasets import LAYOUTS, Dataset, read_records, resolve_dataset  # noqa: F401 (re-exported)
@@ -329,6 +330,7 @@ def extract_features(
     loader = torch.utils.data.DataLoader(inputs, batch_size=None, num_workers=num_workers, collate_fn=_collate,
                                          prefetch_factor=4 if num_workers else None)
     skipped = []
+    t0 = time.perf_counter()
     bar = tqdm(total=len(records), initial=len(records) - len(todo), unit="video", disable=not progress,
                desc=f"extract {backbone}.{layer} {modality} {subset}")
     done = 0
@@ -375,6 +377,8 @@ def extract_features(
         for s in skipped:
             print(f"  {s['path']}: {s['error']}", file=sys.stderr)
     write_json(d / "manifest.json", dict(format=MANIFEST_FORMAT, videos=kept, classes=classes, skipped=skipped))
+    if done:  # the decoding, flow and backbone time of the videos this call extracted
+        stages.record("features", meta["description"], seconds=time.perf_counter() - t0, videos=done, key=key)
     return load_features(key)
 
 

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from actionbook.features import ci_nets
+from actionbook import stages
 from actionbook.io import atomic_write, read_json, write_json
 from actionbook.paths import cache_dir
 from actionbook.seed import rng_state, seed_everything, set_rng_state
@@ -205,6 +206,8 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     with atomic_write(weights_file, "wb") as f:
         torch.save(state, f)
     write_json(report_file, report)  # written last: its presence marks a complete entry
+    stages.record("pretrain", f"ci ResNet-18 ({report['key']})", seconds=report["seconds"],
+                  cpu_seconds=report["cpu_seconds"])
     return report
 
 
