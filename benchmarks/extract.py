@@ -14,6 +14,10 @@ decode + crop and the network take per frame, on one thread: the decode share of
 bounds the ratio from above (ratio <= 1 - share when the cores are saturated). Frames are counted as network input frames (for the 3D CNN, 16 per clip;
 its clips overlap by half, so each video frame is decoded once and used twice).
 
+Last, each network's in-memory frames/s is set against what the CPU's float32 matrix multiply
+allows (its FLOPs per frame, counted by torch's FlopCounterMode, at the GFLOP/s of a 1024 x 1024
+matmul on the same threads): how far the network itself is from the hardware.
+
     python benchmarks/extract.py                # 24 videos of 72 frames, 64x64
     python benchmarks/extract.py --videos 8 --workers 0 2 --repeats 1
 
@@ -128,6 +132,32 @@ def cpu_share(root: Path, name: str, layer: str, sampling: str, params: dict, *,
         torch.set_num_threads(threads)
 
 
+def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """What this CPU's float32 matrix multiply reaches (GFLOP/s, best of `repeats`) with torch's threads:
+    the ceiling for a convolutional network, whose convolutions are matrix multiplies."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def flops_per_frame(name: str, layer: str, *, clip: int = 16) -> float:
+    """Forward FLOPs of the ci network per input frame (torch's FlopCounterMode; 1 multiply-add = 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = B.backbone(name, layer=layer, weights=None, mode="ci")
+    _, crop = B.input_size(name, mode="ci")
+    frame = B.spec(name).kind == "frame"
+    x = torch.rand(1, 3, crop, crop) if frame else torch.rand(1, 3, clip, crop, crop)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(x)
+    return counter.get_total_flops() / (1 if frame else clip)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--videos", type=int, default=24)
@@ -162,6 +192,17 @@ def main() -> None:
             dec, net = cpu_share(root, name, layer, sampling, params)
             share = (1 / dec) / (1 / dec + 1 / net)
             print(f"{name:<12} {dec:>16.0f} {net:>12.0f} {share:>13.3f} {1 - share:>11.2f}", flush=True)
+        gf = matmul_gflops()
+        print(f"\nModel-only speed against the CPU's float32 matmul throughput ({gf:.0f} GFLOP/s, "
+              f"{torch.get_num_threads()} threads): the frames/s a network would reach at that rate")
+        print(f"{'backbone':<12} {'layer':<12} {'MFLOP/frame':>12} {'matmul-bound f/s':>17} {'in-memory f/s':>14} {'share':>6}")
+        for name, layer, _, _ in CASES:
+            fpf = flops_per_frame(name, layer)
+            bound = gf * 1e9 / fpf
+            limit = in_memory(name, layer, frames=args.videos * args.frames, batch_size=args.batch_size,
+                              clips=(args.frames - 16) // 8 + 1)
+            print(f"{name:<12} {layer:<12} {fpf / 1e6:>12.0f} {bound:>17.0f} {limit:>14.0f} {limit / bound:>6.2f}",
+                  flush=True)
 
 
 if __name__ == "__main__":
