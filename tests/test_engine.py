@@ -124,6 +124,8 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path):
     h2 = fit(second, ds, ds, TrainConfig(**{**CFG, "log_every": 3}), ckpt_dir=tmp_path / "run", progress=False)
     assert _strip(h2) == _strip(h_ref)
     _assert_same_weights(second, ref)
+    final = load_checkpoint(tmp_path / "run" / CHECKPOINT)  # a finished run keeps no optimizer state
+    assert final["epoch"] == CFG["epochs"] and final["optimizer"] is None and final["scheduler"] is None
     assert not [p for p in (tmp_path / "run").iterdir() if p.name != CHECKPOINT]  # no temp files left
 
     # a finished run is loaded, not retrained

@@ -31,7 +31,8 @@ Reproducibility and resuming
 `fit` seeds everything from `cfg.seed` (`actionbook.seed.seed_everything`), draws the data
 order of epoch e from a generator seeded with `cfg.seed + e` (a `DistributedSampler`, also
 with one process), and writes a checkpoint after every epoch (atomically): model, optimizer,
-scheduler, the RNG states, the DataLoader generator, the config and the history. Killed
+scheduler, the RNG states, the DataLoader generator, the config and the history (the last
+epoch's drops the optimizer and scheduler: a finished run is never continued). Killed
 and restarted with `resume=True`, it continues from the last checkpoint and ends with the
 very same numbers as a run that was never interrupted (bit-identical on the CPU).
 
@@ -478,7 +479,8 @@ class History(list):
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by `fit` (a dict: model, optimizer, scheduler, epoch, rng,
-    loader_generator, config, history, world_size).
+    loader_generator, config, history, world_size; optimizer and scheduler are None once the
+    run has finished its epochs).
 
     Not weights-only, and so only for files this machine wrote: to resume bitwise, the
     checkpoint holds numpy's RNG state (`np.random.get_state()`: a numpy array), which
@@ -559,8 +561,9 @@ def _fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None, cfg: Train
             model.load_state_dict(state["model"])
         except RuntimeError as e:
             raise ConfigError(f"checkpoint {ckpt} holds weights of another model: {e}") from e
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        if state["optimizer"] is not None:  # None in a finished run's checkpoint: nothing left to train
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
         loader_gen.set_state(state["loader_generator"])
         rngs = state["rng"]
         if len(rngs) != world and progress:
@@ -621,8 +624,12 @@ def _save_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Opt
         rngs = [None] * world
         dist.all_gather_object(rngs, rng_state())
     if rank == 0:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "epoch": epoch, "rng": rngs,
+        # The last epoch's checkpoint keeps the model but not the optimizer's state (Adam's two
+        # moments: twice the model's size): a finished run is never continued (a longer schedule
+        # is another config, which resume refuses), and a chapter keeps hundreds of finished runs.
+        done = epoch >= cfg.epochs
+        state = {"model": model.state_dict(), "optimizer": None if done else optimizer.state_dict(),
+                 "scheduler": None if done else scheduler.state_dict(), "epoch": epoch, "rng": rngs,
                  "loader_generator": loader_gen.get_state(), "config": dataclasses.asdict(cfg),
                  "history": list(history), "world_size": world}
         with atomic_write(path, "wb") as f:
