@@ -171,9 +171,10 @@ CONFIGS: dict[str, Config] = {
                          "with the former 3 epochs, lr 1e-4, 1 % batches the training loss ended at 2.5-2.6 "
                          "(ln 20 = 3.0 at chance); with 6 epochs, lr 1e-3, 5 % it ends at 2.0 (no skip, Block4), "
                          "2.2 (Block4, context 2), 1.5 (Mid Block4), 0.7 (Block2), 0.6 (context 5), with validation "
-                         "accuracy 0.16, 0.14, 0.14, 0.20, 0.24 (chance 0.05; one video 0.0125). Validation accuracy "
+                         "accuracy 0.16, 0.14, 0.14, 0.20, 0.24 (chance 0.05; one video 0.0125; "
+                         "`benchmarks/recurrent_residual_validation.py` reruns them). Validation accuracy "
                          "ended at 0.10-0.20 in every setting tried, as for Table 1's heads on the same split "
-                         "(0.14-0.23): it is bounded by what the frozen ci features carry, and more epochs only fit "
+                         "(0.10-0.23): it is bounded by what the frozen ci features carry, and more epochs only fit "
                          "the training videos further (10 epochs: "
                          "loss 1.6 without a skip, 0.2 at Block2, validation no higher)",
                          "every 10th frame, as the paper (5-10 sampled frames per ci video, about 18 for UCF-101's "
