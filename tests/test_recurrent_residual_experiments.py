@@ -34,7 +34,7 @@ def _fs(subset: str, shape: tuple[int, ...], *, videos: int, seed: int) -> Featu
 
 def _tiny_cfg() -> X.Config:
     return replace(X.CONFIGS["ci"], weights=None, epochs=2, head_epochs=3, head_batch=4, gru_hidden=8, gru_steps=3,
-                   positions=("Mid Block4", "Block4"), threads=1)
+                   positions=("Mid Block4", "Block4"), contexts=(1, 2, 3), threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,16 @@ def test_ci_config_names_every_scaled_down_choice():
     c = X.config("ci")
     assert c.dataset == "ci" and "Block1" not in c.positions and c.notes
     assert any("Block1" in n for n in c.notes) and any("epochs" in n for n in c.notes)
+    # only Block1 is full-mode only (issue 13): Block2 and context 5 run in ci, on maps below their first unit
+    assert {"Block2", "Mid Block4", "Block4"} <= set(c.positions) and 5 in c.contexts
+    from actionbook.features.backbones import ci_resnet18
+    from actionbook.models.recurrent_residual import unit_names
+
+    names, runs = unit_names(ci_resnet18()), X.Runs(c, cache=False)
+    entered = next(i for i, u in enumerate(names) if X.entering_map(u) == c.base_map)  # the unit the base map enters
+    firsts = [runs.first_unit(X.RunKey(p, c.table2_skip, 2, 0)) for p in c.positions]
+    firsts += [runs.first_unit(X.RunKey(c.position, c.skip, t, 0)) for t in c.contexts]
+    assert min(names.index(u) for u in firsts) == entered  # every ci network's maps derive from the one base map
     with pytest.raises(ValueError, match="best model"):
         replace(c, position="Block1")
 
@@ -77,7 +87,9 @@ def test_subsequence_items_and_the_papers_batch(runs):
     assert len(train) == sum(len(X.subsequences(len(x), T=2, step=1)) for x in fs.features)
     x, y, v = train[0]
     assert x.shape == (2, 512, 2, 2) and int(y) == fs.labels[v]
-    assert runs.train_config(key, 250).batch_size == 3  # 1 % of 250 items, rounded up
+    assert runs.train_config(key, 250).batch_size == 13  # ci: 5 % of 250 items, rounded up
+    papers = X.Runs(replace(runs.cfg, update_fraction=X.CONFIGS["full"].update_fraction), cache=False)
+    assert papers.train_config(key, 250).batch_size == 3  # the paper's 1 %
 
 
 def test_tables_sit_beside_the_papers_error_rates(runs):
