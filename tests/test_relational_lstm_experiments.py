@@ -270,7 +270,7 @@ def _ml_features(segments: list[tuple], *, fps: float = 10.0, num_frames: int = 
         maps=sub(torch.randn(V * per, 4, 2, 2)), pooled=sub(torch.randn(V * per, 5)),
         offsets=sub(torch.arange(V + 1) * per), frames=sub(torch.arange(0, num_frames, step).repeat(V)),
         num_frames=sub([num_frames] * V), fps=sub([fps] * V), records=sub(recs), targets=sub(targets),
-        classes=["a", "b", "c"], video_ids=[r.video_id for r in recs], keys={"fake": "1"}, shapes=pd.DataFrame())
+        classes=list(CLASSES), video_ids=[r.video_id for r in recs], keys={"fake": "1"}, shapes=pd.DataFrame())
 
 
 def test_training_items_are_the_actions_with_the_classes_that_overlap_them():
@@ -327,6 +327,8 @@ def test_table8_runs_beside_the_paper_and_audits_l8_on_map(tmp_path, monkeypatch
     vs = RL.table8_vs_paper(t8, cfg)
     assert list(vs["method"])[-2:] == ["TSN", "Two-branch"] and vs.iloc[-1]["paper: Charades (mAP %)"] == "28.8"
     assert (vs["row"].str.startswith("quoted")).sum() == 5
+    cats = RL.table8_categories(runs, seeds=[0, 1], random_draws=20)
+    assert list(cats.columns) == ["category", "classes", "TSN", "Two-branch", "random"] and cats["classes"].sum() == 3
     table = RL.run_claims_table8(runs, seeds=[0, 1], n_boot=200)
     assert list(table["claim"]) == ["L8"] and table.loc[0, "paper_effect"] == pytest.approx(3.2)
     assert table.loc[0, "verdict"] in ("holds", "reversed", "inconclusive") and table.loc[0, "n_test"] == 6
