@@ -290,6 +290,9 @@ def test_clip_items_are_video_major_with_the_videos_labels():
     assert video.tolist() == [0, 0, 0, 1, 1, 1]
     assert torch.equal(targets, f.targets["test"][[0, 0, 0, 1, 1, 1]])
     assert windows[:3].tolist() == [[0, 4], [3, 7], [6, 10]]  # clips at frames 0, 12, 24 (16 long), a snippet every 4th
+    # a clip as long as the video: the ten copies of the whole video are one item per video
+    windows, targets, video = RL.clip_items(f, replace(cfg, clips=10, clip_frames=40))
+    assert windows.tolist() == [[0, 10], [10, 20]] and video.tolist() == [0, 1]
 
 
 def test_odd_actions_are_kept_as_labels_and_counted():

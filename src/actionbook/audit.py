@@ -509,7 +509,9 @@ def audit_metric(claims: Sequence[Claim], scores: dict, targets, *, metric: Call
             row["verdict"], row["reason"] = "inconclusive", (f"{interval} clears the bar, but not after Holm "
                                                              f"correction over {k} claims")
         else:
-            why = "includes zero" if row["ci_low"] <= 0 <= row["ci_high"] else "does not clear the bar"
+            why = ("includes zero" if row["ci_low"] <= 0 <= row["ci_high"] else
+                   f"lies above zero but not above the minimum effect {c.min_effect:+.1f}" if row["ci_low"] > 0 else
+                   f"lies below zero, but not after Holm correction over {k} claims")
             row["verdict"], row["reason"] = "inconclusive", f"{interval} {why}"
         if row["n_seeds"] < min_seeds:
             row["verdict"] = "inconclusive"

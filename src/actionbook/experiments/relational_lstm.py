@@ -980,12 +980,14 @@ def action_items(feats: MultiLabelFeatures, *, subset: str = "train") -> tuple[T
 
 def clip_items(feats: MultiLabelFeatures, cfg: Config, *, subset: str = "test") -> tuple[Tensor, Tensor, Tensor]:
     """Table 8's test clips: `clips` per video (`clip_starts`, `clip_frames` frames each), as
-    (windows (V clips, 2), targets (V clips, C) the video's labels, video (V clips,)), video-major."""
+    (windows (K, 2), targets (K, C) the video's labels, video (K,)), video-major. Clips that
+    take the same snippets (a video not much longer than a clip) are scored once: the max over
+    copies of a clip is that clip's score, so K <= V clips and the video scores are the same."""
     windows, video = [], []
     for v in range(len(feats.records[subset])):
         lo, frames = _video_frames(feats, subset, v)
-        for a in clip_starts(feats.num_frames[subset][v], clips=cfg.clips, length=cfg.clip_frames):
-            w0, w1 = snippet_window(frames, a, a + cfg.clip_frames)
+        starts = clip_starts(feats.num_frames[subset][v], clips=cfg.clips, length=cfg.clip_frames)
+        for w0, w1 in dict.fromkeys(snippet_window(frames, a, a + cfg.clip_frames) for a in starts):
             windows.append((lo + w0, lo + w1))
             video.append(v)
     video_t = torch.tensor(video)
