@@ -339,6 +339,12 @@ def test_table8_runs_beside_the_paper_and_audits_l8_on_map(tmp_path, monkeypatch
     assert (tmp_path / "ci" / RL.CHAPTER / "claims_table8.csv").is_file()
 
 
+def test_table8_stops_before_work_when_charades_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONBOOK_DATA", str(tmp_path))
+    with pytest.raises(DatasetError, match="charades"):
+        RL.preflight(RL.multilabel_config(RL.config("full", dataset="charades")))
+
+
 def test_table8_reads_the_multilabel_part_or_charades():
     ci = RL.multilabel_config(RL.config("ci"))
     assert (ci.dataset, ci.layout, ci.paper_dataset) == ("ci", "charades", "Charades")

@@ -69,6 +69,12 @@ given the spread measured for that claim and the worst Holm step (Bonferroni lev
 `detectable_effect` answers the same question before any run, from the test-set size, the
 number of seeds and the accuracy.
 
+*A metric that is not a mean* (mAP: a class's AP depends on how every test video ranks against
+the others, so there are no per-video outcomes): `audit_metric` recomputes the metric on
+resampled test videos and seeds and applies the same verdict rule to the percentile interval
+(the Relational LSTM's claim L8, Charades mAP). It is conservative for a crossed design and
+says so in its docstring.
+
 Usage::
 
     from actionbook.audit import Claim, audit

@@ -180,6 +180,8 @@ _FULL_NOTES = (
     "25 snippets per video cached; a training draw takes one at random per segment (not any frame)",
     "training uses the centre crop of the cached snippets, not TSN's multi-scale crops and flips",
     "the temporal stream's head starts from scratch, not from the trained spatial model",
+    "Table 8 (Charades): a snippet cached every 8th frame; the spatial schedule above (the paper gives none for "
+    "Charades); a training item is one annotated action, its target every class whose action overlaps it",
 )
 
 _FULL = Config(mode="full", **chapter.full_dataset("ucf101"), notes=_FULL_NOTES)  # `config` picks the dataset
