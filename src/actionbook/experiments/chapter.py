@@ -269,6 +269,8 @@ class RunCache:
 
         model: builds the untrained model (called after `seed_everything(seed)`);
         data:  returns (train, test) datasets of `(x, y, video_index)` items.
+        The test set is evaluated as `train` says: multi-hot targets and mAP with
+        `train.multilabel`, the items of one `video_index` combined by `train.video_reduce`.
         """
         if key in self.results:
             return self.results[key]
