@@ -82,7 +82,7 @@ __all__ = ["CHAPTER", "STREAMS", "POSITIONS", "MODELS", "MODEL_NAMES", "Config",
            "run_table2", "table2_vs_paper", "run_table3", "table3_vs_paper", "run_table4", "table4_vs_paper",
            "run_table5", "table5_vs_paper", "run_categories", "categories_table", "run_fig3", "plot_fig3",
            "run_fig4", "tables67_vs_paper", "fusion_sweep", "claims", "conditions", "run_claims",
-           "condition_name", "scores", "train_seconds", "multilabel_config", "ODD_TIMES", "TABLE8_MODELS",
+           "condition_name", "scores", "train_seconds", "multilabel_config", "TABLE8_MODELS",
            "action_frames", "snippet_window", "clip_starts", "max_over_clips", "MultiLabelFeatures",
            "multilabel_features", "action_items", "clip_items", "odd_actions", "MultiLabelRuns", "run_table8",
            "table8_vs_paper", "table8_categories", "claims_table8", "run_claims_table8"]
@@ -236,7 +236,7 @@ def config(mode: str, *, dataset: str = "ucf101", epochs: int | None = None) -> 
 
 def preflight(cfg: Config) -> dict[str, Any]:
     """Stop before any work if the dataset or the backbone weights are missing (`chapter.preflight`).
-    Charades is read as Table 8 reads it, keeping actions with odd times (`ODD_TIMES`)."""
+    Charades is read as Table 8 reads it, keeping actions with odd times (`odd_actions`)."""
     return chapter.preflight(cfg, keep_odd_times=cfg.layout == "charades")
 
 
@@ -842,7 +842,6 @@ def train_seconds(runs: Runs) -> pd.DataFrame:
 #     Sec. 5.2 (T segments, `groups` x test crops, their logits averaged), the clips' logits are
 #     max-pooled per class, and mAP is the official Charades definition (`metrics`).
 
-ODD_TIMES = ("end after the video's length", "end before they start", "start at or after the video's end")
 TABLE8_MODELS = {"tsn": "TSN", "both": "Two-branch"}  # our models under the paper's row names
 
 
@@ -912,8 +911,8 @@ def multilabel_features(cfg: Config, *, progress: bool | None = None) -> MultiLa
     """Table 8's features: a snippet every `ml_step` frames of every multi-label video (RGB;
     `sampling="frames"`), at the R-LSTM's position and at the top (pooled), through the feature
     cache; maps prepared as `features` prepares them (ci: pooled to the grid, PCA, unit RMS), the
-    pooled top standardised with training statistics. Actions with odd times are kept (`ODD_TIMES`;
-    `odd_actions` counts them)."""
+    pooled top standardised with training statistics. Actions with odd times are kept
+    (`odd_actions` says how and counts them)."""
     from actionbook.data.datasets import read_records, resolve_dataset
     from actionbook.data.video import probe
 
