@@ -101,6 +101,7 @@ def ci_cache():
     R.features(R.config("ci"), progress=False)
     M.features(M.config("ci"), progress=False)
     RL.features(RL.config("ci"), progress=False)
+    RL.multilabel_features(RL.config("ci"), progress=False)
     return cache_dir()
 
 

@@ -238,3 +238,44 @@ def test_a_category_with_fewer_than_two_test_videos_is_not_testable_not_an_error
     for cid, n in (("one", 1), ("none", 0)):
         assert r.loc[cid, "verdict"] == "not testable here" and r.loc[cid, "n_test"] == n
         assert "at least 2" in r.loc[cid, "reason"] and math.isnan(r.loc[cid, "effect"])
+
+
+# --------------------------------------------------------------------------- a metric that is not a mean (mAP)
+
+def _map_scores(gain: float, *, videos: int = 60, seeds: int = 3, seed: int = 0):
+    """Scores of two conditions on the same multi-label videos; `gain` adds signal to 'A' only."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((videos, 4)) < 0.3).astype(float)
+    y[0] = 1.0  # every class has a positive
+    out = {"A": {}, "B": {}}
+    for s in range(seeds):
+        out["B"][s] = y * 0.5 + rng.normal(size=y.shape)
+        out["A"][s] = y * (0.5 + gain) + rng.normal(size=y.shape)
+    return out, y
+
+
+def _map(x, y):
+    from actionbook import metrics
+    import torch
+
+    return 100 * metrics.mean_average_precision(torch.as_tensor(x), torch.as_tensor(y))
+
+
+def test_audit_metric_recomputes_the_metric_on_resamples_and_says_so():
+    claim = [Claim("X", "A beats B on mAP", "A", "B", paper_effect=3.2)]
+    scores, y = _map_scores(3.0)
+    t = A.audit_metric(claim, scores, y, metric=_map, n_boot=300)
+    assert list(t.columns) == list(A.COLUMNS) and t.loc[0, "verdict"] == "holds"
+    assert t.loc[0, "effect"] == pytest.approx(np.mean([_map(scores["A"][s], y) - _map(scores["B"][s], y)
+                                                        for s in range(3)]))
+    assert t.loc[0, "ci_low"] > 1.0 and t.loc[0, "n_test"] == 60 and t.loc[0, "n_seeds"] == 3
+    flipped = A.audit_metric([Claim("X", "B beats A", "B", "A")], scores, y, metric=_map, n_boot=300)
+    assert flipped.loc[0, "verdict"] == "reversed"
+    none, y0 = _map_scores(0.0)
+    assert A.audit_metric(claim, none, y0, metric=_map, n_boot=300).loc[0, "verdict"] == "inconclusive"
+    one = {k: {0: v[0]} for k, v in scores.items()}
+    assert A.audit_metric(claim, one, y, metric=_map, n_boot=300).loc[0, "verdict"] == "inconclusive"  # 1 seed
+    two = {k: {s: v[s][:1] for s in v} for k, v in scores.items()}
+    assert A.audit_metric(claim, two, y[:1], metric=_map, n_boot=300).loc[0, "verdict"] == "not testable here"
+    with pytest.raises(ValueError, match="better"):
+        A.audit_metric([Claim("N", "no gain", "A", "B", expect="no_gain")], scores, y, metric=_map)

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 import pytest
 
+from actionbook import audit
 from actionbook.experiments import mrrn as M
 from actionbook.experiments import relational_lstm as RL
 from actionbook.experiments import res_lstm as R
@@ -74,7 +75,29 @@ def test_every_chapter_writes_the_same_claims_schema(executed_ci):
             "n_test"} <= set(a.columns)
 
 
-@pytest.mark.parametrize("notebook", [RES_LSTM, MRRN, RELATIONAL, RELATIONAL_TABLES])
+RELATIONAL_ML = "book/relational_lstm/multilabel.md"
+
+
+def test_relational_lstm_table8_is_map_beside_the_paper_and_l8_is_audited(executed_ci):
+    """Table 8 (multi-label): one row per model and seed, mAP in %, the glued means are the
+    table's, and L8 is in the shared claims schema with a verdict from the audit's vocabulary."""
+    nb, results = executed_ci(RELATIONAL_ML)
+    g = glued(nb)
+    t8 = pd.read_csv(results / "ci" / "relational_lstm" / "table8.csv")
+    assert sorted(t8["method"].unique()) == ["TSN", "Two-branch"] and t8.groupby("method")["seed"].nunique().min() >= 5
+    assert t8[["mAP", "mAP_mean_clips", "clip_mAP"]].stack().between(0, 100).all()
+    mean = t8.groupby("method")["mAP"].mean()
+    assert float(g["t8_tsn_max"]) == pytest.approx(mean["TSN"], abs=0.05)
+    assert float(g["t8_both_max"]) == pytest.approx(mean["Two-branch"], abs=0.05)
+    assert 0 < float(g["t8_random_map"]) < 100 and g["t8_clips"] == 10
+    l8 = pd.read_csv(results / "ci" / "relational_lstm" / "claims_table8.csv")
+    assert list(l8.columns) == list(audit.COLUMNS)  # the claims.csv schema of every chapter
+    assert list(l8["claim"]) == ["L8"] and l8.loc[0, "paper_effect"] == pytest.approx(3.2)
+    assert l8.loc[0, "verdict"] in ("holds", "reversed", "inconclusive") and g["v_L8"] == l8.loc[0, "verdict"]
+    assert l8.loc[0, "n_seeds"] >= 5 and l8.loc[0, "ci_low"] <= l8.loc[0, "effect"] <= l8.loc[0, "ci_high"]
+
+
+@pytest.mark.parametrize("notebook", [RES_LSTM, MRRN, RELATIONAL, RELATIONAL_TABLES, RELATIONAL_ML])
 def test_no_glued_number_is_nan(executed_ci, notebook):
     g = glued(executed_ci(notebook)[0])
     assert g

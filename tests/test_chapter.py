@@ -107,3 +107,15 @@ def test_config_for_overrides_epochs_only_when_asked():
         assert (full.epochs, full.layout) == (1, "hmdb51")
         with pytest.raises(ValueError, match="epochs"):
             chapter.config_for(module.CONFIGS, "ci", epochs=0)
+
+
+def test_charades_is_a_full_mode_dataset_only_where_a_chapter_scores_map(tmp_path, monkeypatch):
+    from actionbook.experiments import res_lstm
+
+    monkeypatch.setenv("ACTIONBOOK_DATA", str(tmp_path))
+    assert "charades" in chapter.DATASETS
+    assert chapter.full_dataset("charades") == dict(dataset=str(tmp_path / "charades"), layout="charades",
+                                                    dataset_label="Charades", paper_dataset="Charades")
+    with pytest.raises(ValueError, match="multi-label"):
+        chapter.config_for(res_lstm.CONFIGS, "full", dataset="charades")
+    assert chapter.config_for(res_lstm.CONFIGS, "full", dataset="charades", multilabel=True).layout == "charades"

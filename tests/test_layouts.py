@@ -50,3 +50,20 @@ def test_bad_arguments_are_refused():
         layouts.write_ucf101("/nonexistent", classes=["Archery", "Bowling"], test=8)
     with pytest.raises(ValueError, match="frames must be >= 2"):
         layouts.write_hmdb51("/nonexistent", classes=["chew", "clap"], frames=1)
+
+
+def test_charades_odd_times_are_kept_only_when_asked_through_read_records(tmp_path):
+    from actionbook.data.readers import DatasetError
+
+    ch = layouts.write_charades(tmp_path / "charades", classes=["Holding some clothes", "Taking a picture"],
+                                train=2, test=1, frames=8)
+    csv = ch / "Charades_v1_train.csv"
+    lines = csv.read_text().splitlines()
+    lines[1] = lines[1].replace("c000 0.00", "c000 0.30", 1).replace(" 0.20;", " 0.10;", 1)  # ends before it starts
+    csv.write_text("\n".join(lines) + "\n")
+    ds = resolve_dataset(ch, layout="charades")
+    with pytest.raises(DatasetError, match="Charades_v1_train.csv:2"):
+        read_records(ds, split=1, subset="train")
+    with pytest.warns(UserWarning, match="kept 1 action"):
+        train, _ = read_records(ds, split=1, subset="train", keep_odd_times=True)
+    assert train[0].segments[0][1:] == (0.3, 0.1)

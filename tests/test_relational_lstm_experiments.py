@@ -4,6 +4,7 @@ cached snippets, the tables, fusion before the softmax, the claims, refusal befo
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -198,3 +199,158 @@ def test_claims_name_computed_conditions_and_are_audited(runs, tmp_path, monkeyp
     assert (tmp_path / "ci" / RL.CHAPTER / "claims.csv").is_file()
     l1 = next(c for c in claimed if c.id == "L1")
     assert l1.expect == "no_gain" and l1.paper_effect == 0.0  # 93.8 - 93.8 (Table 2)
+
+
+# --------------------------------------------------------------------------- Table 8: multi-label
+
+def test_windows_cut_their_own_segments_and_index_items_by_window():
+    # two videos of 6 and 4 snippets, one after another; snippet r carries the value r
+    maps = torch.arange(10).float().view(10, 1, 1, 1).expand(10, 2, 1, 1).clone()
+    pooled = torch.arange(10).float().view(10, 1)
+    windows = torch.tensor([[0, 6], [6, 10], [7, 8]])        # video 0; video 1; one snippet of video 1
+    y = torch.eye(3)
+    test = RL.Snippets(maps, pooled, y, T=2, train=False, groups=2, windows=windows)
+    assert len(test) == 3 * 2
+    got = [(test[i][0][1][:, 0].long().tolist(), test[i][2]) for i in range(len(test))]
+    # window 0: segments [0, 3), [3, 6), groups at 1/4 and 3/4: offsets 0 and 2; window 1: [6, 8), [8, 10)
+    assert got[:4] == [([0, 3], 0), ([2, 5], 0), ([6, 8], 1), ([7, 9], 1)]
+    assert got[4:] == [([7, 7], 2), ([7, 7], 2)]             # fewer snippets than T: the one repeats
+    assert torch.equal(test[2][1], y[1])                      # the window's own label
+    train = RL.Snippets(maps, pooled, y, T=2, train=True, windows=windows)
+    torch.manual_seed(0)
+    for _ in range(20):
+        rows = train[1][0][1][:, 0].long().tolist()
+        assert 6 <= rows[0] < 8 <= rows[1] < 10
+    with pytest.raises(ValueError, match="window"):
+        RL.Snippets(maps, pooled, y, T=2, train=True, windows=torch.tensor([[0, 6], [6, 6], [7, 8]]))
+
+
+def test_clip_starts_are_equally_spaced_and_cover_the_video():
+    assert RL.clip_starts(130, clips=10, length=40) == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+    s = RL.clip_starts(721, clips=10, length=256)
+    assert s[0] == 0 and s[-1] + 256 == 721 and len(set(s)) == 10
+    gaps = [b - a for a, b in zip(s, s[1:])]
+    assert max(gaps) - min(gaps) <= 1                          # equal spacing, integer arithmetic
+    assert RL.clip_starts(30, clips=10, length=40) == [0] * 10  # shorter than a clip: the whole video
+    assert RL.clip_starts(100, clips=1, length=40) == [30]
+
+
+def test_max_over_clips_takes_each_class_max_per_video():
+    clips = torch.tensor([[1.0, -2.0], [0.5, 3.0], [-1.0, -1.0], [2.0, 0.0], [0.0, 5.0]])
+    video = torch.tensor([0, 0, 1, 1, 1])
+    assert torch.equal(RL.max_over_clips(clips, video), torch.tensor([[1.0, 3.0], [2.0, 5.0]]))
+
+
+def test_actions_become_frame_spans_and_snippet_windows():
+    assert RL.action_frames(1.0, 2.0, fps=25, num_frames=100) == (25, 50)
+    assert RL.action_frames(3.5, 4.6, fps=25, num_frames=100) == (87, 100)   # ends after the video: clipped
+    assert RL.action_frames(2.0, 1.0, fps=25, num_frames=100) is None         # reversed
+    assert RL.action_frames(4.0, 5.0, fps=25, num_frames=100) is None         # starts at the video's end
+    assert RL.action_frames(1.0, 1.0, fps=25, num_frames=100) == (25, 26)     # zero length: one frame
+    frames = torch.arange(0, 100, 8)                                          # a snippet every 8th frame
+    assert RL.snippet_window(frames, 25, 50) == (4, 7)                        # frames 32, 40, 48
+    assert RL.snippet_window(frames, 33, 38) == (4, 5)                        # none inside: the nearest (32)
+
+
+def _ml_features(segments: list[tuple], *, fps: float = 10.0, num_frames: int = 40, step: int = 4,
+                 durations: list[float | None] | None = None) -> RL.MultiLabelFeatures:
+    """Fabricated multi-label features: one video per entry of `segments` in each subset."""
+    from actionbook.data.readers import VideoRecord
+
+    V, C = len(segments), 3
+    per = len(range(0, num_frames, step))
+    recs = [VideoRecord(path=Path(f"v{v}.mp4"), video_id=f"v{v}", label=None,
+                        labels=tuple(sorted({c for c, _, _ in seg})), segments=tuple(seg),
+                        duration=(durations or [None] * V)[v]) for v, seg in enumerate(segments)]
+    targets = torch.zeros(V, C)
+    for v, r in enumerate(recs):
+        targets[v, list(r.labels)] = 1.0
+    sub = lambda x: {"train": x, "test": x}  # noqa: E731
+    return RL.MultiLabelFeatures(
+        maps=sub(torch.randn(V * per, 4, 2, 2)), pooled=sub(torch.randn(V * per, 5)),
+        offsets=sub(torch.arange(V + 1) * per), frames=sub(torch.arange(0, num_frames, step).repeat(V)),
+        num_frames=sub([num_frames] * V), fps=sub([fps] * V), records=sub(recs), targets=sub(targets),
+        classes=list(CLASSES), video_ids=[r.video_id for r in recs], keys={"fake": "1"}, shapes=pd.DataFrame())
+
+
+def test_training_items_are_the_actions_with_the_classes_that_overlap_them():
+    f = _ml_features([[(0, 0.0, 2.0), (1, 1.5, 3.0), (2, 3.2, 3.9)], [(2, 0.0, 1.0)]])
+    windows, targets, video = RL.action_items(f)
+    assert video.tolist() == [0, 0, 0, 1]
+    # action 0 (frames 0-20) overlaps action 1 (15-30), not action 2 (32-39)
+    assert targets.tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 1], [0, 0, 1]]
+    per = 10  # snippets per video (every 4th of 40 frames)
+    assert windows.tolist() == [[0, 5], [4, 8], [8, 10], [per, per + 3]]  # frames 0-16; 16-28; 32-36; video 1: 0-8
+
+
+def test_clip_items_are_video_major_with_the_videos_labels():
+    f = _ml_features([[(0, 0.0, 1.0)], [(1, 2.0, 3.0), (2, 0.0, 3.5)]])
+    cfg = replace(RL.CONFIGS["ci"], clips=3, clip_frames=16)
+    windows, targets, video = RL.clip_items(f, cfg)
+    assert video.tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(targets, f.targets["test"][[0, 0, 0, 1, 1, 1]])
+    assert windows[:3].tolist() == [[0, 4], [3, 7], [6, 10]]  # clips at frames 0, 12, 24 (16 long), a snippet every 4th
+    # a clip as long as the video: the ten copies of the whole video are one item per video
+    windows, targets, video = RL.clip_items(f, replace(cfg, clips=10, clip_frames=40))
+    assert windows.tolist() == [[0, 10], [10, 20]] and video.tolist() == [0, 1]
+
+
+def test_odd_actions_are_kept_as_labels_and_counted():
+    segs = [[(0, 0.0, 2.0), (1, 3.0, 4.3)], [(2, 3.0, 1.0), (0, 4.1, 4.5), (1, 0.5, 3.9)]]
+    f = _ml_features(segs, durations=[4.0, 4.0])
+    n = RL.odd_actions(f).set_index("subset").loc["train"]
+    assert n["actions"] == 5
+    assert n["end after the length (kept)"] == 2      # 4.3 and 4.5 > 4.0
+    assert n["clipped to the video"] == 1              # 4.3 s = frame 43 > 40 (the other starts after the video)
+    assert n["reversed (label only)"] == 1 and n["starting after the video (label only)"] == 1
+    assert n["training items"] == 3 == len(RL.action_items(f)[0])
+    assert f.targets["train"][1].tolist() == [1, 1, 1]  # every action stays a label of its video
+
+
+def test_table8_runs_beside_the_paper_and_audits_l8_on_map(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONBOOK_RESULTS", str(tmp_path))
+    g = torch.Generator().manual_seed(0)
+    segs = [[(v % 3, 0.0, 2.0), ((v + 1) % 3, 1.0, 3.5)] for v in range(6)]
+    f = _ml_features(segs)
+    for sub in ("train", "test"):  # the labels of each video are in its snippets' pooled features
+        for v in range(6):
+            lo, hi = int(f.offsets[sub][v]), int(f.offsets[sub][v + 1])
+            f.pooled[sub][lo:hi, :3] += 3 * f.targets[sub][v]
+        f.pooled[sub] += 0.1 * torch.randn(f.pooled[sub].shape, generator=g)
+    cfg = replace(_tiny_cfg(), clips=4, clip_frames=16, epochs=3)
+    runs = RL.MultiLabelRuns(f, cfg, cache=False)
+    t8 = RL.run_table8(runs, seeds=[0, 1])
+    assert list(t8.columns) == ["method", "seed", "mAP", "mAP_mean_clips", "clip_mAP"] and len(t8) == 4
+    assert t8["mAP"].between(0, 100).all()
+    y = runs.targets()
+    clips = runs.clip_logits("tsn", seed=0)
+    assert clips.shape == (6 * 4, 3)
+    video = RL.max_over_clips(clips, runs.test_items[2])
+    assert t8.loc[0, "mAP"] == pytest.approx(100 * metrics.mean_average_precision(video, y))
+    vs = RL.table8_vs_paper(t8, cfg)
+    assert list(vs["method"])[-2:] == ["TSN", "Two-branch"] and vs.iloc[-1]["paper: Charades (mAP %)"] == "28.8"
+    assert (vs["row"].str.startswith("quoted")).sum() == 5
+    cats = RL.table8_categories(runs, seeds=[0, 1], random_draws=20)
+    assert list(cats.columns) == ["category", "classes", "TSN", "Two-branch", "random"] and cats["classes"].sum() == 3
+    table = RL.run_claims_table8(runs, seeds=[0, 1], n_boot=200)
+    assert list(table["claim"]) == ["L8"] and table.loc[0, "paper_effect"] == pytest.approx(3.2)
+    assert table.loc[0, "verdict"] in ("holds", "reversed", "inconclusive") and table.loc[0, "n_test"] == 6
+    assert table.loc[0, "ci_low"] <= table.loc[0, "effect"] <= table.loc[0, "ci_high"]
+    assert (tmp_path / "ci" / RL.CHAPTER / "claims_table8.csv").is_file()
+
+
+def test_table8_stops_before_work_when_charades_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONBOOK_DATA", str(tmp_path))
+    with pytest.raises(DatasetError, match="charades"):
+        RL.preflight(RL.multilabel_config(RL.config("full", dataset="charades")))
+
+
+def test_table8_reads_the_multilabel_part_or_charades():
+    ci = RL.multilabel_config(RL.config("ci"))
+    assert (ci.dataset, ci.layout, ci.paper_dataset) == ("ci", "charades", "Charades")
+    full = RL.config("full", dataset="charades")
+    assert full.layout == "charades" and RL.multilabel_config(full) is full and full.clip_frames == 256
+    with pytest.raises(ValueError, match="multi-label"):
+        RL.multilabel_config(RL.config("full"))
+    with pytest.raises(ValueError, match="multi-label"):
+        RL.features(full)

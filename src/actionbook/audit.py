@@ -69,6 +69,12 @@ given the spread measured for that claim and the worst Holm step (Bonferroni lev
 `detectable_effect` answers the same question before any run, from the test-set size, the
 number of seeds and the accuracy.
 
+*A metric that is not a mean* (mAP: a class's AP depends on how every test video ranks against
+the others, so there are no per-video outcomes): `audit_metric` recomputes the metric on
+resampled test videos and seeds and applies the same verdict rule to the percentile interval
+(the Relational LSTM's claim L8, Charades mAP). It is conservative for a crossed design and
+says so in its docstring.
+
 Usage::
 
     from actionbook.audit import Claim, audit
@@ -82,7 +88,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -418,6 +424,108 @@ def _verdict(c: Claim, row: dict, p_s: float, p_c: float, p_raw: float, level: f
     else:
         why = f"is not inside the margin ±{m:.1f}"
     return "inconclusive", f"{interval} {why}"
+
+
+# --------------------------------------------------------------------------- a metric that is not a mean
+def audit_metric(claims: Sequence[Claim], scores: dict, targets, *, metric: Callable[[Any, Any], float],
+                 n_boot: int = 2000, alpha: float = 0.05, seed: int = 0, min_seeds: int = 2) -> pd.DataFrame:
+    """Decide claims about a metric that is not a mean over test videos (e.g. mAP), in `audit`'s schema.
+
+    `audit` needs each test video's outcome (right or wrong) because accuracy is their mean,
+    so the effect splits into per-video differences. mAP does not: a class's AP depends on how
+    every test video ranks against the others. Here the metric is recomputed on resamples instead.
+
+    scores:  ``scores[condition][seed]`` -> (V, C) scores of the same V test videos (rows in the
+             same order for every condition and seed); `targets` (V, C) (or (V,)) their labels.
+    metric:  ``metric(scores, targets)`` -> a number in the claims' units (points: mAP x 100).
+
+    *Effect*: the mean over the seeds both conditions have of ``metric(better) - metric(worse)``.
+    *Interval*: a paired bootstrap that resamples the test videos (the same draw for both
+    conditions and every seed) and, independently, the seeds, and recomputes the metric on
+    each draw; ``ci_low``/``ci_high`` are its alpha/2 and 1 - alpha/2 percentiles, ``se`` its
+    standard deviation, ``df`` NaN (no t quantile). Resampling seeds and videos of a crossed design
+    this way counts their interaction more than once (see the module docstring), so the interval
+    is wider than `audit`'s would be for a mean: conservative, never in the claim's favour.
+    *Verdicts*: as `audit` for expect="better" (the rule's one-sided p-values are the bootstrap
+    fractions at or below ``min_effect`` and at or above zero, Holm-adjusted over the claims of
+    this call); fewer than `min_seeds` seeds -> "inconclusive"; fewer than 2 test videos, or a
+    declared `not_testable` -> "not testable here". Claims restricted to a category and
+    "no_gain" claims are not supported (ValueError).
+    """
+    claims = list(claims)
+    for c in claims:
+        if c.expect != "better" or c.category is not None:
+            raise ValueError(f"claim {c.id}: audit_metric decides expect='better' claims over all test videos only")
+    if n_boot < 100:
+        raise ValueError(f"n_boot must be at least 100, got {n_boot}")
+    level = alpha / 2
+    rows, p_support, p_contrary, boots = [], [], [], {}
+    for c in claims:
+        row = {"claim": c.id, "statement": c.statement, "better": c.better, "worse": c.worse, "expect": c.expect,
+               "category": None, "min_effect": float(c.min_effect),
+               "paper_effect": float(c.paper_effect) if c.paper_effect is not None else math.nan,
+               "paper_source": c.paper_source, "df": math.nan}
+        for cond in () if c.not_testable else (c.better, c.worse):
+            if cond not in scores:
+                raise ValueError(f"no scores for condition {cond!r}; the conditions are {sorted(scores)}")
+        seeds = [] if c.not_testable else sorted(set(scores[c.better]) & set(scores[c.worse]))
+        a = [np.asarray(scores[c.better][s], dtype=float) for s in seeds]
+        b = [np.asarray(scores[c.worse][s], dtype=float) for s in seeds]
+        y = np.asarray(targets)
+        v = len(y)
+        if not c.not_testable and not seeds:
+            raise ValueError(f"conditions {c.better!r} and {c.worse!r} share no seed")
+        if any(x.shape[0] != v for x in a + b):
+            raise ValueError(f"claim {c.id}: every score matrix needs one row per test video ({v})")
+        if c.not_testable or v < 2:
+            row.update(verdict="not testable here", effect=math.nan, ci_low=math.nan, ci_high=math.nan, se=math.nan,
+                       n_seeds=len(seeds), n_test=v, detectable=math.nan,
+                       reason=c.not_testable or f"{v} test video(s): a paired comparison needs at least 2")
+            rows.append(row)
+            p_support.append(math.nan)
+            p_contrary.append(math.nan)
+            continue
+        diffs = np.array([metric(x, y) - metric(z, y) for x, z in zip(a, b)])          # (S,)
+        effect = float(diffs.mean())
+        rng = np.random.default_rng([seed, zlib.crc32(c.id.encode())])
+        boot = np.empty(n_boot)
+        for i in range(n_boot):
+            idx = rng.integers(0, v, size=v)                                          # the same videos for all
+            pick = rng.integers(0, len(seeds), size=len(seeds))
+            boot[i] = np.mean([metric(a[k][idx], y[idx]) - metric(b[k][idx], y[idx]) for k in pick])
+        m = float(c.min_effect)
+        row.update(effect=effect, ci_low=float(np.quantile(boot, level)), ci_high=float(np.quantile(boot, 1 - level)),
+                   se=float(boot.std(ddof=1)), n_seeds=len(seeds), n_test=v)
+        p_support.append(float((np.sum(boot <= m) + 1) / (n_boot + 1)))
+        p_contrary.append(float((np.sum(boot >= 0) + 1) / (n_boot + 1)))
+        rows.append(row)
+        boots[c.id] = boot
+    adj_s, adj_c = holm(p_support), holm(p_contrary)
+    k = int(np.sum(~np.isnan(np.asarray(p_support, float))))
+    for row, c, ps, pc, raw in zip(rows, claims, adj_s, adj_c, p_support):
+        row["p_holm"], row["p_holm_reversed"] = float(ps), float(pc)
+        if c.id not in boots:
+            continue
+        interval = f"{100 * (1 - alpha):g}% bootstrap interval [{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]"
+        if ps < level:
+            row["verdict"], row["reason"] = "holds", f"{interval} lies above the minimum effect {c.min_effect:+.1f}"
+        elif pc < level:
+            row["verdict"], row["reason"] = "reversed", f"{interval} lies below zero: {c.worse} beats {c.better}"
+        elif raw < level:
+            row["verdict"], row["reason"] = "inconclusive", (f"{interval} clears the bar, but not after Holm "
+                                                             f"correction over {k} claims")
+        else:
+            why = ("includes zero" if row["ci_low"] <= 0 <= row["ci_high"] else
+                   f"lies above zero but not above the minimum effect {c.min_effect:+.1f}" if row["ci_low"] > 0 else
+                   f"lies below zero, but not after Holm correction over {k} claims")
+            row["verdict"], row["reason"] = "inconclusive", f"{interval} {why}"
+        if row["n_seeds"] < min_seeds:
+            row["verdict"] = "inconclusive"
+            row["reason"] = (f"only {row['n_seeds']} seed(s), fewer than {min_seeds}: the training noise is not "
+                             f"measured ({row['reason']})")
+        z = stats.norm.ppf(1 - level / max(1, k)) + stats.norm.ppf(0.8)
+        row["detectable"] = float(c.min_effect + z * row["se"])
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 # --------------------------------------------------------------------------- power

@@ -69,8 +69,13 @@ def resolve_dataset(dataset: str | Path, *, layout: str) -> Dataset:
     return Dataset(root, layout, videos.resolve(), splits.resolve(), identity)
 
 
-def read_records(ds: Dataset, *, split: int, subset: str) -> tuple[list[VideoRecord], list[str]]:
+def read_records(ds: Dataset, *, split: int, subset: str,
+                 keep_odd_times: bool = False) -> tuple[list[VideoRecord], list[str]]:
     """The split's video records and the dataset's class names (the layout's reader).
+
+    `keep_odd_times` (Charades only) keeps actions with odd times as written
+    (`readers.read_charades`), e.g. the official train CSV's few actions that end before they
+    start or far past the video's `length`; without it such a row is refused with its line.
 
     Raises DatasetError, naming both lines, if a video or a group is in both the train and
     the test list of the split (`readers.check_disjoint`).
@@ -87,7 +92,7 @@ def read_records(ds: Dataset, *, split: int, subset: str) -> tuple[list[VideoRec
         if ds.layout == "hmdb51":
             return R.read_hmdb51(videos=ds.videos, splits=ds.splits, split=split, subset=s, check_files=check_files)
         return R.read_charades(videos=ds.videos, csv=ds.splits / f"Charades_v1_{s}.csv",
-                               classes_file=classes_file, check_files=check_files)
+                               classes_file=classes_file, check_files=check_files, keep_odd_times=keep_odd_times)
 
     records = read(subset, True)
     other = "test" if subset == "train" else "train"

@@ -4,7 +4,7 @@ A chapter module (`experiments/res_lstm.py`, `experiments/mrrn.py`, ...) compose
 pieces; it holds only its configs, its features, one function per table or figure, and its
 claims. Nothing here knows which paper it serves.
 
-    full_dataset(name)          the config fields of a full-mode dataset ("ucf101", "hmdb51", "generated")
+    full_dataset(name)          the config fields of a full-mode dataset ("ucf101", "hmdb51", "charades", "generated")
     config_for(CONFIGS, mode)   a chapter's ci or full config, its full-mode dataset chosen by name
     categories(cfg, classes)    the coarse category of each class (one mapping for every layout)
     preflight(...)              stop before any work if the dataset or the backbone weights are missing
@@ -44,7 +44,7 @@ from actionbook.seed import seed_everything
 __all__ = ["DATASETS", "full_dataset", "config_for", "preflight", "seed_list", "threads", "categories", "VideoFeatures", "RunCache",
            "outcomes", "claim_outcomes", "paper_diff", "claims_table"]
 
-DATASETS = ("ucf101", "hmdb51", "generated")  # what `-p dataset` may name in full mode
+DATASETS = ("ucf101", "hmdb51", "charades", "generated")  # what `-p dataset` may name in full mode
 
 
 # --------------------------------------------------------------------------- data config and preflight
@@ -53,7 +53,8 @@ def full_dataset(dataset: str) -> dict[str, str]:
     """The config fields for a full-mode dataset name: where it is, its layout and labels.
 
     "ucf101" (`data_dir()/ucf101`, the default of every chapter), "hmdb51"
-    (`data_dir()/hmdb51`), or "generated" (the generated benchmark's `full` preset).
+    (`data_dir()/hmdb51`), "charades" (`data_dir()/charades`, multi-label: the Relational LSTM
+    chapter's Table 8), or "generated" (the generated benchmark's `full` preset).
     """
     if dataset == "ucf101":
         return dict(dataset=str(data_dir() / "ucf101"), layout="ucf101",
@@ -61,15 +62,21 @@ def full_dataset(dataset: str) -> dict[str, str]:
     if dataset == "hmdb51":
         return dict(dataset=str(data_dir() / "hmdb51"), layout="hmdb51",
                     dataset_label="HMDB-51 split 1", paper_dataset="HMDB-51")
+    if dataset == "charades":
+        return dict(dataset=str(data_dir() / "charades"), layout="charades", dataset_label="Charades",
+                    paper_dataset="Charades")
     if dataset == "generated":
         return dict(dataset="full", layout="ucf101", dataset_label="generated benchmark, full preset",
                     paper_dataset="UCF-101")
     raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
 
 
-def config_for(configs: dict[str, Any], mode: str, *, dataset: str = "ucf101", epochs: int | None = None) -> Any:
+def config_for(configs: dict[str, Any], mode: str, *, dataset: str = "ucf101", epochs: int | None = None,
+               multilabel: bool = False) -> Any:
     """`configs[mode]`, with the full-mode dataset chosen by `dataset` (see `full_dataset`);
-    ci always runs on the ci benchmark and ignores `dataset`.
+    ci always runs on the ci benchmark and ignores `dataset`. "charades" is multi-label: only a
+    chapter that scores mAP passes `multilabel=True` (the Relational LSTM's Table 8); elsewhere
+    it is refused here, before any work.
 
     `epochs` (a notebook parameter of every chapter page that trains) replaces the config's
     `epochs` when given: a quick look, or the full-mode smoke test, which shrinks full mode only
@@ -81,7 +88,11 @@ def config_for(configs: dict[str, Any], mode: str, *, dataset: str = "ucf101", e
         raise ValueError(f"mode must be one of {sorted(configs)}, got {mode!r}")
     cfg = configs[mode]
     if mode != "ci":
-        cfg = dataclasses.replace(cfg, **full_dataset(dataset))
+        fields = full_dataset(dataset)
+        if fields["layout"] == "charades" and not multilabel:
+            raise ValueError(f"dataset {dataset!r} is multi-label (mAP); this chapter's pages classify single-label "
+                             f"videos: choose one of {[d for d in DATASETS if d != 'charades']}")
+        cfg = dataclasses.replace(cfg, **fields)
     if epochs is not None:
         if int(epochs) < 1:
             raise ValueError(f"epochs must be >= 1 (or None for the preset's {cfg.epochs}), got {epochs!r}")
@@ -90,7 +101,7 @@ def config_for(configs: dict[str, Any], mode: str, *, dataset: str = "ucf101", e
 
 
 def preflight(cfg: Any = None, *, mode: str | None = None, dataset: str | None = None, layout: str | None = None,
-              backbone: str | None = None, split: int | None = None) -> dict[str, object]:
+              backbone: str | None = None, split: int | None = None, keep_odd_times: bool = False) -> dict[str, object]:
     """Check, before any work, that the dataset and the backbone weights are there.
 
     Pass a chapter config (any object with mode, dataset, layout, backbone and split) or the
@@ -98,7 +109,8 @@ def preflight(cfg: Any = None, *, mode: str | None = None, dataset: str | None =
     and the layout `data/README.md` expects) or the backbones' `MissingWeightsError` (naming
     the weights file, where to put it and where to fetch it). In full mode both are checked
     before the generated `full` preset would be generated (on first use, a long job).
-    Returns what was found.
+    `keep_odd_times` (Charades) reads the split files as the chapter will
+    (`datasets.read_records`). Returns what was found.
     """
     from actionbook.data.readers import DatasetError
     from actionbook.features import backbones as B
@@ -115,17 +127,19 @@ def preflight(cfg: Any = None, *, mode: str | None = None, dataset: str | None =
         if not B.weights_path(w).is_file():
             B.load_weights(w)  # raises MissingWeightsError with the file name, URL and folder
     ds = resolve_dataset(dataset, layout=layout)
-    train, classes = read_records(ds, split=split, subset="train")
-    test, _ = read_records(ds, split=split, subset="test")
+    train, classes = read_records(ds, split=split, subset="train", keep_odd_times=keep_odd_times)
+    test, _ = read_records(ds, split=split, subset="test", keep_odd_times=keep_odd_times)
     return {"root": str(ds.root), "train videos": len(train), "test videos": len(test), "classes": len(classes)}
 
 
 def categories(cfg: Any, classes: Sequence[str]) -> list[str] | None:
     """The coarse category of each class (`actionbook.categories.class_categories`): the generated
     benchmark's five (ci, the generated `full` preset), UCF-101's five action types, HMDB-51's
-    five groups."""
+    five groups; None for Charades (157 classes, no coarse grouping in the book)."""
     from actionbook.categories import class_categories
 
+    if cfg.layout == "charades" and cfg.dataset not in ("ci", "full"):
+        return None
     layout = "generated" if cfg.dataset in ("ci", "full") else cfg.layout
     return list(class_categories(list(classes), layout=layout))
 
@@ -255,6 +269,8 @@ class RunCache:
 
         model: builds the untrained model (called after `seed_everything(seed)`);
         data:  returns (train, test) datasets of `(x, y, video_index)` items.
+        The test set is evaluated as `train` says: multi-hot targets and mAP with
+        `train.multilabel`, the items of one `video_index` combined by `train.video_reduce`.
         """
         if key in self.results:
             return self.results[key]
@@ -274,7 +290,8 @@ class RunCache:
             t0 = time.perf_counter()
             engine.fit(net, train_ds, None, train, ckpt_dir=folder, progress=self.progress)
             seconds = time.perf_counter() - t0
-            result = engine.evaluate(net, test_ds, batch_size=self.eval_batch_size, device=self.device)
+            result = engine.evaluate(net, test_ds, batch_size=self.eval_batch_size, device=self.device,
+                                     multilabel=train.multilabel, reduce=train.video_reduce)
         if done is not None:
             from actionbook.io import atomic_write
 

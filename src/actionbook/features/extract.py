@@ -264,6 +264,7 @@ def extract_features(
     device: str | None = None,
     progress: bool = True,
     on_video: Callable[[int], None] | None = None,
+    keep_odd_times: bool = False,
     _retries: int = 0,
 ) -> FeatureSet:
     """Extract (or load from the cache) the features of one dataset split; see the module docstring.
@@ -273,6 +274,9 @@ def extract_features(
     (`backbones.input_size`). sampling_params override `SAMPLINGS[sampling]`.
     skip_errors: an unreadable video is reported and left out instead of stopping the run.
     on_video(n): called after the n-th video of this run is stored (tests use it to crash).
+    keep_odd_times: Charades only, read actions with odd times as written instead of refusing
+    the row (`datasets.read_records`); extraction reads the videos only, not the action times,
+    so it is not part of the key.
     device: "cpu", "cuda", "cuda:N" (default cuda when available); a GPU that is not there is an error.
 
     A complete entry is returned as it is unless a video changed on disk since it was
@@ -295,7 +299,7 @@ def extract_features(
     resize, crop_size = size or B.input_size(backbone, mode=mode)
     dev = engine.resolve_device(device)
     ds = resolve_dataset(dataset, layout=layout)
-    records, classes = read_records(ds, split=split, subset=subset)
+    records, classes = read_records(ds, split=split, subset=subset, keep_odd_times=keep_odd_times)
     key, key_dict = make_key(ds=ds, split=split, subset=subset, backbone=backbone, layer=layer, weights=weights,
                              mode=mode, sampling=sampling, sampling_params=params, crops=crops, modality=modality,
                              flow_method=flow_method, flow_length=flow_length, resize=resize, crop_size=crop_size)
