@@ -354,3 +354,39 @@ def test_table8_reads_the_multilabel_part_or_charades():
         RL.multilabel_config(RL.config("full"))
     with pytest.raises(ValueError, match="multi-label"):
         RL.features(full)
+
+
+# --------------------------------------------------------------------------- one extraction pass (issue 14)
+
+@pytest.fixture(scope="module")
+def tiny_videos(tmp_path_factory) -> Path:
+    from test_feature_cache import tiny_ucf
+
+    return tiny_ucf(tmp_path_factory.mktemp("ucf"))
+
+
+def _video_cfg(root: Path) -> RL.Config:
+    """The ci config on the tiny dataset with seeded random networks; 5 test crops, as in full mode."""
+    return replace(RL.CONFIGS["ci"], dataset=str(root), layout="ucf101", weights=None, pool=6, test_crops="5",
+                   extract_workers=0, device="cpu")
+
+
+def test_higher_positions_are_the_frozen_units_on_conv5_1(tiny_videos, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "cache"))
+    cfg = _video_cfg(tiny_videos)
+    assert RL.frozen_units(cfg) == {"conv5_2": ["layer2.0"], "conv5_3": ["layer2.1"]}
+    assert RL.frozen_units(RL.CONFIGS["full"]) == {"conv5_2": ["layer4.1"], "conv5_3": ["layer4.2"]}
+    entries = lambda: len(list((tmp_path / "cache" / "features").glob("*")))  # noqa: E731
+    for stream in RL.STREAMS:  # the flow network differs in conv1 only: the same units apply
+        before = entries()
+        sets = RL.position_maps(cfg, stream)
+        assert entries() == before + 2  # conv5_1 of train and test: one pass through the backbone
+        for position in RL.POSITIONS[1:]:
+            for sub, fs in sets[position].items():
+                direct = RL._extract(cfg, stream=stream, layer=cfg.layer(position), subset=sub, progress=False)
+                assert direct.video_ids == fs.video_ids
+                for a, b in zip(fs.features, direct.features):
+                    assert a.shape == b.shape == ((6, 5) if sub == "test" else (6,)) + (128, 7, 7)
+                    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        # the units run on layer1.1's unpooled 14 x 14 maps (pooling first would give 4 x 4)
+        assert sets["conv5_1"]["train"].features[0].shape == (6, 64, 14, 14)

@@ -8,6 +8,7 @@ stream fused by a weighted average of the logits before the softmax:
 
     config(mode, dataset=, epochs=) / preflight(cfg)   the ci or full configuration; stop early if data is missing
     features(cfg)                 the snippets' maps at the three positions, both streams, from the shared cache
+    position_maps(cfg, stream)    conv5_1 extracted, conv5_2 and conv5_3 computed from it by `frozen_units(cfg)`
     Runs(feats, cfg)              one model per `RunKey`, trained once through the chapter run cache
     run_table2 / table2_vs_paper  TSN, the R-LSTM network and their ensemble; spatial, temporal, two-stream
     run_table3 / table3_vs_paper  the number of segments T
@@ -78,7 +79,8 @@ INTERACTION = {"generated": "interaction", "ucf101": "Human-Object Interaction",
 RUNS_VERSION = "3"  # bump when a change in the models or the data preparation changes the numbers
 
 __all__ = ["CHAPTER", "STREAMS", "POSITIONS", "MODELS", "MODEL_NAMES", "Config", "CONFIGS", "config", "preflight",
-           "Features", "features", "Snippets", "RunKey", "Runs", "stream_logits", "two_stream", "ensemble",
+           "Features", "features", "unit_of", "frozen_units", "position_maps", "Snippets",
+           "RunKey", "Runs", "stream_logits", "two_stream", "ensemble",
            "run_table2", "table2_vs_paper", "run_table3", "table3_vs_paper", "run_table4", "table4_vs_paper",
            "run_table5", "table5_vs_paper", "run_categories", "categories_table", "run_fig3", "plot_fig3",
            "run_fig4", "tables67_vs_paper", "fusion_sweep", "claims", "conditions", "run_claims",
@@ -104,6 +106,7 @@ class Config:
     split: int = 1
     # features (Sec. 3.1, 4, 5.2)
     backbone: str = "resnet101"  # stands in for ResNet-101-v2; ci builds its ResNet-18
+    weights: str | None = "auto"  # "auto": ci's pretraining or DEFAULT; None: seeded random weights (tests only)
     layers: tuple[str, str, str] = ("conv5_1_map", "conv5_2_map", "conv5_3_map")  # what POSITIONS read
     pool: int = 25             # snippets extracted per video (centres of `pool` equal segments)
     train_crops: str = "center"  # the cached training crops: "center" or "5" (a random one per draw)
@@ -277,7 +280,7 @@ def _extract(cfg: Config, *, stream: str, layer: str, subset: str, progress: boo
     from actionbook.features.extract import extract_features
 
     return extract_features(dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=subset,
-                            backbone=cfg.backbone, layer=layer, sampling=sampling,
+                            backbone=cfg.backbone, layer=layer, sampling=sampling, weights=cfg.weights,
                             sampling_params={"pool": cfg.pool} if params is None else params,
                             keep_odd_times=cfg.layout == "charades",
                             crops=cfg.train_crops if subset == "train" else cfg.test_crops, modality=stream,
@@ -316,11 +319,99 @@ def _prepare_maps(cfg: Config, x: dict[str, Tensor]) -> dict[str, Tensor]:
     return {sub: v / scale for sub, v in x.items()}
 
 
+def unit_of(layer: str) -> str:
+    """The residual unit whose output is the map `layer`: `conv5_2_map` -> `layer4.1`, `layer2.0_map` -> `layer2.0`."""
+    if layer.startswith("conv5_") and layer.endswith("_map"):
+        return f"layer4.{int(layer[len('conv5_'):-len('_map')]) - 1}"
+    if layer.startswith("layer") and "." in layer and layer.endswith("_map"):
+        return layer[:-len("_map")]
+    raise ValueError(f"{layer!r} is not the output map of one residual unit (conv5_U_map or layerS.U_map)")
+
+
+def frozen_units(cfg: Config) -> dict[str, list[str]]:
+    """The pretrained residual units that take the map at conv5_1 to each higher position:
+    `{position: [unit, ...]}` (full: `layer4.1` to conv5_2, then `layer4.2` to conv5_3; ci:
+    `layer2.0`, then `layer2.1`). Only conv5_1 is extracted from the videos; `position_maps`
+    runs these units on it (one pass through the backbone instead of three)."""
+    import torchvision
+
+    from actionbook.features.backbones import ci_resnet18
+    from actionbook.models.recurrent_residual import unit_names
+
+    with torch.device("meta"):  # the architecture only: no weights, no random numbers drawn
+        net = ci_resnet18() if cfg.mode == "ci" else getattr(torchvision.models, cfg.backbone)()
+    names = unit_names(net)
+    at = [names.index(unit_of(cfg.layer(p))) for p in POSITIONS]
+    if at != sorted(at) or len(set(at)) != len(at):
+        raise ValueError(f"Config.layers={cfg.layers} must be units in the network's order, conv5_1 lowest")
+    return {p: names[at[i - 1] + 1:at[i] + 1] for i, p in enumerate(POSITIONS) if i > 0}
+
+
+def _frozen_net(cfg: Config) -> torch.nn.Module:
+    """The config's pretrained ResNet, frozen (eval, no gradients); with `weights=None` the same
+    seeded random network `backbones.backbone` builds (the caller's random stream untouched).
+    The flow stream's backbone differs from the RGB one only in conv1 (TSN's cross-modality
+    initialisation), so the units above conv1 are the same for both streams."""
+    from actionbook.features import backbones as B
+
+    weights = ("ci" if cfg.mode == "ci" else "DEFAULT") if cfg.weights == "auto" else cfg.weights
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = B.pretrained_stage(cfg.backbone, stage="", weights=weights, mode=cfg.mode)
+    net.eval()
+    for q in net.parameters():
+        q.requires_grad_(False)
+    return net
+
+
+class _Units:
+    """Maps (..., C, h, w) of the lower position -> (..., C', h', w') of the higher one, through
+    frozen units, in batches of snippets on `device` (the result back on the CPU)."""
+
+    def __init__(self, modules: list[torch.nn.Module], *, device: torch.device, batch: int = 256) -> None:
+        self.body = torch.nn.Sequential(*modules).to(device)
+        self.device, self.batch = device, batch
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor) -> Tensor:
+        flat = x.reshape(-1, *x.shape[-3:])                                       # (N, C, h, w)
+        y = torch.cat([self.body(flat[j:j + self.batch].to(self.device)).float().cpu()
+                       for j in range(0, len(flat), self.batch)])                # (N, C', h', w')
+        return y.reshape(*x.shape[:-3], *y.shape[1:])
+
+
+def position_maps(cfg: Config, stream: str, *, progress: bool | None = None) -> dict[str, dict[str, FeatureSet]]:
+    """One stream's maps at the three positions: `{position: {"train": FeatureSet, "test": FeatureSet}}`.
+
+    conv5_1's are extracted from the videos (one feature-cache entry per subset); conv5_2's and
+    conv5_3's are computed from them, video by video, with the frozen pretrained units between the
+    positions (`frozen_units`), the same numbers as extracting them from the videos (up to float
+    rounding; `tests/test_relational_lstm_experiments.py` checks it). In ci, layer1.1's 14 x 14
+    maps go through the units as they are (the 7 x 7 pooling is the R-LSTM's, `_prepare_maps`)."""
+    progress = cfg.progress if progress is None else progress
+    base = {sub: _extract(cfg, stream=stream, layer=cfg.layer(POSITIONS[0]), subset=sub, progress=progress)
+            for sub in ("train", "test")}
+    net, device = _frozen_net(cfg), engine.resolve_device(cfg.device)
+    out, below = {POSITIONS[0]: base}, base
+    for position, units in frozen_units(cfg).items():  # conv5_2 from conv5_1, then conv5_3 from conv5_2
+        f = _Units([net.get_submodule(u) for u in units], device=device)
+        below = {sub: fs.map(f, name=f"frozen {'+'.join(units)}") for sub, fs in below.items()}
+        out[position] = below
+    return out
+
+
+def _position_key(fs: FeatureSet) -> str:
+    """A position's identity: its cache entry's key, and the frozen units that computed it from there."""
+    derived = [t.removeprefix("frozen ") for t in fs.transforms if t.startswith("frozen ")]
+    return fs.key + "".join(f">{u}" for u in derived)
+
+
 def features(cfg: Config, *, progress: bool | None = None) -> Features:
     """Every video's `pool` snippets at the three positions, both streams and both subsets.
 
-    One feature-cache entry per (stream, position, subset), extracted once (`sampling="tsn"`:
-    the centres of `pool` equal segments; a flow snippet is `flow_length` stacked fields). In ci
+    One feature-cache entry per (stream, subset), at conv5_1, extracted once (`sampling="tsn"`:
+    the centres of `pool` equal segments; a flow snippet is `flow_length` stacked fields); the
+    higher positions are computed from it by the frozen units (`position_maps`). In ci
     the maps' channels are reduced by a PCA fitted on the training maps only. Every stream's maps
     are scaled to unit RMS and its pooled features standardised, with training statistics only.
     """
@@ -332,20 +423,22 @@ def features(cfg: Config, *, progress: bool | None = None) -> Features:
     maps: dict[str, dict[str, dict[str, Tensor]]] = {}
     pooled: dict[str, dict[str, Tensor]] = {}
     keys, rows, first = {}, [], None
+    units, computed = frozen_units(cfg), {POSITIONS[0]: "extracted from the videos"}
+    for i, p in enumerate(POSITIONS[1:], start=1):
+        computed[p] = "from conv5_1 by the frozen " + ", ".join(u for q in POSITIONS[1:i + 1] for u in units[q])
     for stream in STREAMS:
         maps[stream] = {}
-        for position in POSITIONS:
-            sets = {sub: _extract(cfg, stream=stream, layer=cfg.layer(position), subset=sub, progress=progress)
-                    for sub in ("train", "test")}
+        for position, sets in position_maps(cfg, stream, progress=progress).items():
             first = first or sets
             for sub, fs in sets.items():
                 if fs.video_ids != first[sub].video_ids:
                     raise ValueError(f"feature entries {fs.key} and {first[sub].key} hold different {sub} videos; "
                                      "clean them (`python -m actionbook cache clean KEY`) and extract again")
-                keys[f"{stream}/{position}/{sub}"] = fs.key
+                keys[f"{stream}/{position}/{sub}"] = _position_key(fs)
                 rows.append({"stream": STREAM_NAMES[stream], "position": position, "layer": cfg.layer(position),
                              "subset": sub, "videos": len(fs),
-                             "snippet": "x".join(map(str, fs.features[0].shape[1:])), "cache key": fs.key})
+                             "snippet": "x".join(map(str, fs.features[0].shape[1:])), "cache key": fs.key,
+                             "computed": computed[position]})
             x = {sub: torch.stack(fs.features) for sub, fs in sets.items()}   # (V, pool, [crops,] C, h, w)
             if position == POSITIONS[-1]:  # the local branch's and TSN's input, standardised per dimension
                 pooled[stream] = _standardise({sub: v.mean(dim=(-2, -1)) for sub, v in x.items()})
