@@ -186,3 +186,24 @@ def test_znorm_uses_training_statistics():
     assert torch.allclose(z.std, torch.tensor([math.sqrt(5), 5.0]))
     out = z.apply(_fake_set("test", [[[4.0 + math.sqrt(5), 5.0]]])).features[0]
     assert torch.allclose(out, torch.tensor([[1.0, -2.0]]), atol=1e-5)
+
+
+def test_lazy_entry_reads_one_video_at_a_time_and_checks_it(dataset, cache):
+    eager = extract_features(dataset=dataset, subset="train", **FAST)
+    lazy = C.load_features(eager.key, lazy=True)
+    reader = lazy.features.reader
+    assert lazy.lazy and not eager.lazy and reader.reads == 0 and len(lazy) == len(eager) == 4  # nothing read yet
+    doubled = lazy.map(lambda x: 2 * x, name="double")
+    assert reader.reads == 0 and doubled.transforms == ("double",)
+    for i in range(len(eager)):
+        assert torch.equal(doubled.features[i], 2 * eager.features[i])
+        assert torch.equal(lazy.frames[i], eager.frames[i])  # the same file, kept in memory: no second read
+    assert reader.reads == 4 and len(reader._kept) == 1    # one video in memory at a time
+    assert torch.equal(lazy.features[-1], eager.features[-1]) and reader.reads == 4
+    # a file damaged after loading is refused when it is read, with the fix
+    path = C.entry_dir(eager.key) / "videos" / "v_Red_g01_c01.pt"
+    obj = torch.load(path, weights_only=True)
+    obj["x"] = obj["x"] + 1
+    torch.save(obj, path)
+    with pytest.raises(C.CacheError, match="cache clean"):
+        lazy.features[0]

@@ -23,7 +23,9 @@ Because each video is its own file and the manifest comes last, an interrupted e
 resumes where it stopped, and an entry without a manifest is *partial* (`cache ls` says so).
 Loading checks every file against its checksum in the manifest, its shape and dtype against
 the key, and that its features are finite; a damaged file or manifest is refused with the
-`cache clean KEY` that fixes it, never returned.
+`cache clean KEY` that fixes it, never returned. `load_features(key, lazy=True)` reads nothing
+up front: each video's file is read and checked when it is indexed (`LazyVideos`), for splits
+whose features do not fit in memory (the Relational LSTM's conv5 maps at UCF-101 size).
 
     python -m actionbook cache ls
     python -m actionbook cache clean KEY [KEY ...]
@@ -39,6 +41,7 @@ import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable
 
 import torch
@@ -87,9 +90,9 @@ class FeatureSet:
 
     key: str
     spec: dict                        # the entry's key.json["key"]: how the features were made
-    features: list[torch.Tensor]
-    frames: list[torch.Tensor]
-    index: list[torch.Tensor | None]
+    features: list[torch.Tensor] | LazyVideos
+    frames: list[torch.Tensor] | LazyVideos
+    index: list[torch.Tensor | None] | LazyVideos
     video_ids: list[str]
     labels: list[int | None]
     label_sets: list[tuple[int, ...]]
@@ -101,6 +104,11 @@ class FeatureSet:
     @property
     def subset(self) -> str:
         return self.spec["subset"]
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the videos' tensors are read from disk when indexed (`load_features(lazy=True)`)."""
+        return isinstance(self.features, LazyVideos)
 
     @property
     def multilabel(self) -> bool:
@@ -116,8 +124,10 @@ class FeatureSet:
                 + (f", {', '.join(self.transforms)}" if self.transforms else "") + ")")
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor], *, name: str) -> FeatureSet:
-        """A new FeatureSet with `fn` applied to every video's tensor (recorded as `name`)."""
-        return replace(self, features=[fn(x) for x in self.features], transforms=self.transforms + (name,))
+        """A new FeatureSet with `fn` applied to every video's tensor (recorded as `name`); on a
+        lazy set, `fn` runs when a video is read, nothing is read now."""
+        features = self.features.map(fn) if self.lazy else [fn(x) for x in self.features]
+        return replace(self, features=features, transforms=self.transforms + (name,))
 
     def mean_crops(self) -> FeatureSet:
         """Average the crop dimension away: Res-LSTM's Eq. 4-5, x_t = (1/K_c) sum_k A[k, t]."""
@@ -201,8 +211,65 @@ def load_video_file(path: Path, *, key: str, expect: dict, sha256: str | None = 
     return {**obj, "sha256": digest}
 
 
-def load_features(key: str) -> FeatureSet:
-    """The FeatureSet of a complete entry (every file's shape and dtype checked against its key)."""
+class EntryReader:
+    """Reads the video files of a complete entry one at a time, each checked as `load_features`
+    checks it (checksum, shape, dtype, finite values), keeping the last `keep` in memory (the
+    test views of a video are drawn one after another). `reads` counts the files read."""
+
+    def __init__(self, key: str, videos: list[dict], expect: dict, *, keep: int = 1) -> None:
+        self.key, self.videos, self.expect, self.keep = key, videos, expect, keep
+        self.reads = 0
+        self._kept: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def read(self, i: int) -> dict:
+        """Video i's dict (`x`, `frames`, `index`), from memory if it is among the last `keep` read."""
+        if i in self._kept:
+            self._kept[i] = self._kept.pop(i)           # most recently used last
+            return self._kept[i]
+        v = self.videos[i]
+        obj = load_video_file(entry_dir(self.key) / "videos" / v["file"], key=self.key, expect=self.expect,
+                              sha256=v["sha256"])
+        self.reads += 1
+        self._kept[i] = obj
+        while len(self._kept) > self.keep:
+            self._kept.pop(next(iter(self._kept)))
+        return obj
+
+
+class LazyVideos(Sequence):
+    """One field (`x`, `frames` or `index`) of every video of an entry, read from disk when
+    indexed (`EntryReader`), with the functions of `map` applied in order: a split's features
+    are never all in memory at once."""
+
+    def __init__(self, reader: EntryReader, field: str = "x",
+                 fns: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = ()) -> None:
+        self.reader, self.field, self.fns = reader, field, fns
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
+        if isinstance(i, slice):
+            raise TypeError("LazyVideos is read one video at a time: index it with an int")
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"video {i} of {len(self)}")
+        x = self.reader.read(i % len(self))[self.field]
+        for fn in self.fns:
+            x = fn(x)
+        return x
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> LazyVideos:
+        return LazyVideos(self.reader, self.field, self.fns + (fn,))
+
+
+def load_features(key: str, *, lazy: bool = False, keep: int = 1) -> FeatureSet:
+    """The FeatureSet of a complete entry (every file's shape and dtype checked against its key).
+
+    lazy=True: nothing is read now; `features`, `frames` and `index` are `LazyVideos`, each
+    video's file read (and checked) when it is indexed, the last `keep` kept in memory."""
     d = entry_dir(key)
     if not (d / "manifest.json").is_file():
         what = "is partial (no manifest.json): run the extraction again to finish it" if d.is_dir() \
@@ -216,7 +283,10 @@ def load_features(key: str) -> FeatureSet:
     if "expect" not in meta or "key" not in meta:
         raise CacheError(f"{d / 'key.json'}: lacks 'key' or 'expect'; {clean_hint(key)}")
     feats, frames, index = [], [], []
-    for v in manifest["videos"]:
+    if lazy:
+        reader = EntryReader(key, manifest["videos"], meta["expect"], keep=keep)
+        feats, frames, index = (LazyVideos(reader, f) for f in ("x", "frames", "index"))
+    for v in manifest["videos"] if not lazy else ():
         obj = load_video_file(d / "videos" / v["file"], key=key, expect=meta["expect"], sha256=v["sha256"])
         feats.append(obj["x"])
         frames.append(obj["frames"])

@@ -265,6 +265,7 @@ def extract_features(
     progress: bool = True,
     on_video: Callable[[int], None] | None = None,
     keep_odd_times: bool = False,
+    lazy: bool = False,
     _retries: int = 0,
 ) -> FeatureSet:
     """Extract (or load from the cache) the features of one dataset split; see the module docstring.
@@ -276,7 +277,8 @@ def extract_features(
     on_video(n): called after the n-th video of this run is stored (tests use it to crash).
     keep_odd_times: Charades only, read actions with odd times as written instead of refusing
     the row (`datasets.read_records`); extraction reads the videos only, not the action times,
-    so it is not part of the key.
+    so it is not part of the key. lazy: return the entry as `load_features(key, lazy=True)` does
+    (each video read from disk when indexed; not part of the key either).
     device: "cpu", "cuda", "cuda:N" (default cuda when available); a GPU that is not there is an error.
 
     A complete entry is returned as it is unless a video changed on disk since it was
@@ -306,7 +308,7 @@ def extract_features(
     d = entry_dir(key)
     sources = [_source(r.path) for r in records]  # a video's [size, mtime_ns]: a replaced file is re-extracted
     if (d / "manifest.json").is_file() and _entry_is_current(d, key, records, sources):
-        return load_features(key)
+        return load_features(key, lazy=lazy)
 
     # a frozen backbone and the shape of one item's features
     net = B.backbone(backbone, layer=layer, modality=modality, weights=weights, mode=mode,
@@ -383,7 +385,7 @@ def extract_features(
     write_json(d / "manifest.json", dict(format=MANIFEST_FORMAT, videos=kept, classes=classes, skipped=skipped))
     if done:  # the decoding, flow and backbone time of the videos this call extracted
         stages.record("features", meta["description"], seconds=time.perf_counter() - t0, videos=done, key=key)
-    return load_features(key)
+    return load_features(key, lazy=lazy)
 
 
 def _source(path: Path) -> list[int]:
