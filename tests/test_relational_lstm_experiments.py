@@ -390,3 +390,66 @@ def test_higher_positions_are_the_frozen_units_on_conv5_1(tiny_videos, tmp_path,
                     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
         # the units run on layer1.1's unpooled 14 x 14 maps (pooling first would give 4 x 4)
         assert sets["conv5_1"]["train"].features[0].shape == (6, 64, 14, 14)
+
+
+def _in_memory(cfg: RL.Config, sample: list[int]) -> tuple[dict, dict]:
+    """The reference: every map of a split in memory (the way the chapter prepared them before
+    issue 14), transforms fitted on the training videos `sample`, written out here."""
+    maps, pooled = {}, {}
+    for stream in RL.STREAMS:
+        maps[stream] = {}
+        for position, sets in RL.position_maps(cfg, stream).items():
+            x = {sub: torch.stack(list(fs.features)) for sub, fs in sets.items()}   # (V, P, [crops,] C, h, w)
+            if position == RL.POSITIONS[-1]:
+                top = {sub: v.mean(dim=(-2, -1)) for sub, v in x.items()}
+                rows = top["train"][sample].reshape(-1, top["train"].shape[-1])
+                pooled[stream] = {sub: (v - rows.mean(0)) / rows.std(0).clamp(min=1e-6) for sub, v in top.items()}
+            if x["train"].shape[-1] > cfg.grid:
+                x = {sub: torch.nn.functional.adaptive_avg_pool2d(v.flatten(0, -4), cfg.grid).reshape(
+                    *v.shape[:-2], cfg.grid, cfg.grid) for sub, v in x.items()}
+            C = x["train"].shape[-3]
+            pca = RL.PCA.fit_tensor(x["train"][sample].movedim(-3, -1).reshape(-1, C), dim=cfg.reduce)
+            x = {sub: pca(v.movedim(-3, -1)).movedim(-1, -3) for sub, v in x.items()}
+            scale = x["train"][sample].pow(2).mean().sqrt()
+            maps[stream][position] = {sub: v / scale for sub, v in x.items()}
+    return maps, pooled
+
+
+def test_maps_are_read_per_video_when_drawn_and_equal_the_in_memory_ones(tiny_videos, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(RL.chapter, "categories", lambda cfg, classes: None)  # Red and Blue are not UCF-101's
+    cfg = replace(_video_cfg(tiny_videos), fit_videos=3, keep_maps=1)  # 3 of the 4 training videos fit the transforms
+    sample = RL.fit_sample(4, 3)
+    assert sample == [0, 2, 3] and RL.fit_sample(4, 10) == [0, 1, 2, 3]
+    feats = RL.features(cfg)
+    readers = {(st, sub): feats.maps[st]["conv5_1"][sub].source.reader for st in RL.STREAMS for sub in ("train", "test")}
+    for (st, sub), reader in readers.items():  # nothing is read per split, only the fitting sample (twice: PCA)
+        assert reader.reads <= (1 if sub == "test" else 2 * 3 * 3 + 4), (st, sub, reader.reads)
+        assert len(reader._kept) <= 1
+    ref_maps, ref_pooled = _in_memory(cfg, sample)
+    for st in RL.STREAMS:
+        for sub in ("train", "test"):
+            for v in range(len(feats.labels[sub])):
+                torch.testing.assert_close(feats.pooled[st][sub][v], ref_pooled[st][sub][v], rtol=1e-4, atol=1e-4)
+                for p in RL.POSITIONS:
+                    torch.testing.assert_close(feats.maps[st][p][sub][v], ref_maps[st][p][sub][v], rtol=1e-4, atol=1e-4)
+    # a dataset's items: one video read per new video drawn, at most one kept, the in-memory items
+    runs = RL.Runs(feats, cfg, cache=False)
+    key = runs.key("both", "flow", seed=0)
+    train, test = runs.datasets(key)
+    reader = readers[("flow", "test")]
+    reads = reader.reads
+    ref = RL.Snippets(ref_maps["flow"][cfg.position]["test"], ref_pooled["flow"]["test"], feats.labels["test"],
+                      T=cfg.T, train=False, groups=cfg.groups)
+    assert len(test) == len(ref) == 2 * cfg.groups * 5  # 2 test videos x 4 groups x 5 crops
+    for i in range(len(test)):
+        (m, p), y, w = test[i]
+        (m2, p2), y2, w2 = ref[i]
+        torch.testing.assert_close(m, m2, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(p, p2, rtol=1e-4, atol=1e-4)
+        assert int(y) == int(y2) and w == w2 and len(reader._kept) <= 1
+    assert reader.reads - reads <= 2  # test items are video-major: each video read once
+    train_reader, n = readers[("flow", "train")], readers[("flow", "train")].reads
+    for i in range(len(train)):
+        train[i]
+    assert train_reader.reads - n <= len(train) and len(train_reader._kept) <= 1

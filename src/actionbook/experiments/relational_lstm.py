@@ -76,7 +76,8 @@ MODELS = ("tsn", "nonlocal", "local", "both")    # TSN; the R-LSTM network; the 
 MODEL_NAMES = {"tsn": "TSN", "nonlocal": "R-LSTM", "local": "local branch", "both": "two-branch"}
 INTERACTION = {"generated": "interaction", "ucf101": "Human-Object Interaction",
                "hmdb51": "Body movements with object interaction"}  # where the paper's claim should show
-RUNS_VERSION = "3"  # bump when a change in the models or the data preparation changes the numbers
+RUNS_VERSION = "4"  # bump when a change in the models or the data preparation changes the numbers
+# 4: the maps' scale and the pooled statistics summed video by video in float64 (streamed maps, issue 14)
 
 __all__ = ["CHAPTER", "STREAMS", "POSITIONS", "MODELS", "MODEL_NAMES", "Config", "CONFIGS", "config", "preflight",
            "Features", "features", "unit_of", "frozen_units", "position_maps", "Snippets",
@@ -145,6 +146,8 @@ class Config:
     threads: int | None = None
     progress: bool = False     # progress bars (off: in an executed page they print a line per update; the full-mode smoke test checks)
     extract_workers: int = 2
+    fit_videos: int = 500      # training videos the maps' scale (and ci's PCA) and the pooled statistics are fitted on
+    keep_maps: int | None = 1  # prepared videos kept in memory per (stream, position, subset); None: all
     notes: tuple[str, ...] = field(default_factory=tuple)  # what differs from the paper, in words
 
     def __post_init__(self) -> None:
@@ -197,6 +200,7 @@ CONFIGS: dict[str, Config] = {
                  milestones=(7,), milestones_temporal=(7,), optimizer="adam", lr=0.01, dropout=0.0,
                  dropout_temporal=0.0, bn_momentum=0.05,
                  threads=1, progress=False, extract_workers=1, eval_batch_size=256, ml_step=3, clip_frames=40,
+                 keep_maps=None,
                  notes=("the ci ResNet-18 (pretrained on generated still images), read at 56 px",
                         "conv5_1 / conv5_2 / conv5_3 played by layer1.1 (14x14x64), layer2.0 and layer2.1 "
                         "(7x7x128): at 56 px layer4 is 2x2; the local branch and TSN read pooled layer2.1",
@@ -260,12 +264,13 @@ def multilabel_config(cfg: Config) -> Config:
 
 @dataclass
 class Features:
-    """The snippets of every video, per stream: `maps[stream][position][subset]` is a tensor
-    (V, pool, [crops,] C, h, w) (channels PCA-reduced in ci), `pooled[stream][subset]` the
-    top's pooled features (V, pool, [crops,] D), `labels[subset]` (V,)."""
+    """The snippets of every video, per stream: `maps[stream][position][subset][v]` is video v's
+    (pool, [crops,] C, h, w) (channels PCA-reduced in ci), `pooled[stream][subset][v]` the top's
+    pooled features (pool, [crops,] D), `labels[subset]` (V,). `features` gives `Videos`
+    (computed when indexed); a tensor (V, pool, ...) is accepted too (tests)."""
 
-    maps: dict[str, dict[str, dict[str, Tensor]]]
-    pooled: dict[str, dict[str, Tensor]]
+    maps: dict[str, dict[str, dict[str, Sequence[Tensor]]]]
+    pooled: dict[str, dict[str, Sequence[Tensor]]]
     labels: dict[str, Tensor]
     classes: list[str]
     categories: list[str] | None
@@ -276,7 +281,7 @@ class Features:
 
 
 def _extract(cfg: Config, *, stream: str, layer: str, subset: str, progress: bool, sampling: str = "tsn",
-             params: dict[str, int] | None = None) -> FeatureSet:
+             params: dict[str, int] | None = None, lazy: bool = False) -> FeatureSet:
     from actionbook.features.extract import extract_features
 
     return extract_features(dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=subset,
@@ -285,19 +290,7 @@ def _extract(cfg: Config, *, stream: str, layer: str, subset: str, progress: boo
                             keep_odd_times=cfg.layout == "charades",
                             crops=cfg.train_crops if subset == "train" else cfg.test_crops, modality=stream,
                             mode=cfg.mode, flow_method=cfg.flow_method, flow_length=cfg.flow_length,
-                            num_workers=cfg.extract_workers, progress=progress)
-
-
-def _channels_last(pca: PCA) -> Callable[[Tensor], Tensor]:
-    return lambda x: pca(x.movedim(-3, -1)).movedim(-1, -3)   # (..., C, h, w) -> (..., dim, h, w)
-
-
-def _standardise(x: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Zero mean, unit variance per feature dimension, with the training snippets' statistics
-    (flow features are about 8 times smaller than RGB ones in ci: one SGD step size fits both)."""
-    rows = x["train"].reshape(-1, x["train"].shape[-1])                   # (rows, D)
-    mean, std = rows.mean(0), rows.std(0).clamp(min=1e-6)
-    return {sub: (v - mean) / std for sub, v in x.items()}
+                            num_workers=cfg.extract_workers, progress=progress, lazy=lazy)
 
 
 def _pool_to(x: Tensor, grid: int) -> Tensor:
@@ -305,18 +298,74 @@ def _pool_to(x: Tensor, grid: int) -> Tensor:
     return torch.nn.functional.adaptive_avg_pool2d(x.flatten(0, -4), grid).reshape(*lead, x.shape[-3], grid, grid)
 
 
+@dataclass
+class MapTransform:
+    """What a map goes through after it is read, fitted on training maps only: average-pooled to
+    `grid` x `grid` (ci), its channels projected by `pca` (ci), divided by `scale` (one number:
+    unit RMS on the training maps). (..., C, h, w) -> (..., C', grid, grid)."""
+
+    grid: int | None
+    pca: PCA | None
+    scale: float
+
+    @classmethod
+    def fit(cls, cfg: Config, train: Sequence[Tensor], *, max_rows: int = 200_000) -> MapTransform:
+        """Fit on training videos' maps `train` (each (..., C, h, w)), read one at a time (twice
+        with a PCA: its rows first, then the scale); the PCA on at most `max_rows` rows of them."""
+        grid = cfg.grid if cfg.grid is not None and train[0].shape[-1] > cfg.grid else None
+        t = cls(grid, None, 1.0)
+        if cfg.reduce is not None:
+            rows = torch.cat([t(x).movedim(-3, -1).reshape(-1, x.shape[-3]) for x in train])  # (rows, C)
+            step = max(1, len(rows) // max_rows)                                               # a bounded sample
+            t.pca = PCA.fit_tensor(rows[::step], dim=cfg.reduce)
+        n, sq = 0, 0.0
+        for x in train:
+            y = t(x).double()
+            n, sq = n + y.numel(), sq + float(y.pow(2).sum())
+        t.scale = max(math.sqrt(sq / n), 1e-8)
+        return t
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.grid is not None:
+            x = _pool_to(x, self.grid)                                 # (..., C, grid, grid)
+        if self.pca is not None:
+            x = self.pca(x.movedim(-3, -1)).movedim(-1, -3)            # (..., dim, h, w)
+        return x / self.scale
+
+
+@dataclass
+class Standardise:
+    """Zero mean, unit variance per feature dimension, with the training snippets' statistics
+    (flow features are about 8 times smaller than RGB ones in ci: one SGD step size fits both)."""
+
+    mean: Tensor
+    std: Tensor
+
+    @classmethod
+    def fit(cls, train: Sequence[Tensor]) -> Standardise:
+        """Fit on training videos' features (each (..., D)), read one at a time (sums in float64)."""
+        n, s1, s2 = 0, 0.0, 0.0
+        for x in train:
+            rows = x.reshape(-1, x.shape[-1]).double()                 # (rows, D)
+            n, s1, s2 = n + len(rows), s1 + rows.sum(0), s2 + rows.pow(2).sum(0)
+        mean = s1 / n
+        var = (s2 - n * mean.pow(2)).clamp(min=0) / max(n - 1, 1)
+        return cls(mean.float(), var.sqrt().float().clamp(min=1e-6))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
 def _prepare_maps(cfg: Config, x: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Maps (..., C, h, w) per subset, pooled to `grid` x `grid` (ci), channels reduced by a PCA
-    fitted on the training maps (ci), and scaled to unit RMS on the training maps."""
-    if cfg.grid is not None and x["train"].shape[-1] > cfg.grid:  # (..., C, h, w) -> (..., C, grid, grid)
-        x = {sub: _pool_to(v, cfg.grid) for sub, v in x.items()}
-    if cfg.reduce is not None:
-        train = x["train"].movedim(-3, -1).reshape(-1, x["train"].shape[-3])   # (rows, C)
-        step = max(1, len(train) // 200_000)                                   # a bounded sample of rows
-        f = _channels_last(PCA.fit_tensor(train[::step], dim=cfg.reduce))
-        x = {sub: f(v) for sub, v in x.items()}
-    scale = x["train"].pow(2).mean().sqrt().clamp(min=1e-8)          # one number: unit RMS on training maps
-    return {sub: v / scale for sub, v in x.items()}
+    """In memory: maps (..., C, h, w) per subset through a `MapTransform` fitted on the training ones."""
+    t = MapTransform.fit(cfg, [x["train"]])
+    return {sub: t(v) for sub, v in x.items()}
+
+
+def _standardise(x: dict[str, Tensor]) -> dict[str, Tensor]:
+    """In memory: features (..., D) per subset through a `Standardise` fitted on the training ones."""
+    t = Standardise.fit([x["train"]])
+    return {sub: t(v) for sub, v in x.items()}
 
 
 def unit_of(layer: str) -> str:
@@ -366,31 +415,42 @@ def _frozen_net(cfg: Config) -> torch.nn.Module:
 
 class _Units:
     """Maps (..., C, h, w) of the lower position -> (..., C', h', w') of the higher one, through
-    frozen units, in batches of snippets on `device` (the result back on the CPU)."""
+    frozen units, in batches of snippets on `device` (the result back on the CPU). The last
+    result is kept for its input tensor, so that conv5_3 of a video read once (`EntryReader`
+    keeps it) does not compute its conv5_2 again."""
 
     def __init__(self, modules: list[torch.nn.Module], *, device: torch.device, batch: int = 256) -> None:
         self.body = torch.nn.Sequential(*modules).to(device)
         self.device, self.batch = device, batch
+        self._last: tuple[Tensor, Tensor] | None = None
 
     @torch.no_grad()
     def __call__(self, x: Tensor) -> Tensor:
+        if self._last is not None and self._last[0] is x:
+            return self._last[1]
         flat = x.reshape(-1, *x.shape[-3:])                                       # (N, C, h, w)
         y = torch.cat([self.body(flat[j:j + self.batch].to(self.device)).float().cpu()
                        for j in range(0, len(flat), self.batch)])                # (N, C', h', w')
-        return y.reshape(*x.shape[:-3], *y.shape[1:])
+        y = y.reshape(*x.shape[:-3], *y.shape[1:])
+        self._last = (x, y)
+        return y
 
 
-def position_maps(cfg: Config, stream: str, *, progress: bool | None = None) -> dict[str, dict[str, FeatureSet]]:
+def position_maps(cfg: Config, stream: str, *, progress: bool | None = None, lazy: bool = False,
+                  sampling: str = "tsn", params: dict[str, int] | None = None) -> dict[str, dict[str, FeatureSet]]:
     """One stream's maps at the three positions: `{position: {"train": FeatureSet, "test": FeatureSet}}`.
 
     conv5_1's are extracted from the videos (one feature-cache entry per subset); conv5_2's and
     conv5_3's are computed from them, video by video, with the frozen pretrained units between the
     positions (`frozen_units`), the same numbers as extracting them from the videos (up to float
     rounding; `tests/test_relational_lstm_experiments.py` checks it). In ci, layer1.1's 14 x 14
-    maps go through the units as they are (the 7 x 7 pooling is the R-LSTM's, `_prepare_maps`)."""
+    maps go through the units as they are (the 7 x 7 pooling is the R-LSTM's, `MapTransform`).
+
+    lazy=True: nothing is read or computed now; a video's conv5_1 file is read and its higher
+    maps computed when it is indexed (`cache.LazyVideos`). sampling / params: as `_extract`."""
     progress = cfg.progress if progress is None else progress
-    base = {sub: _extract(cfg, stream=stream, layer=cfg.layer(POSITIONS[0]), subset=sub, progress=progress)
-            for sub in ("train", "test")}
+    base = {sub: _extract(cfg, stream=stream, layer=cfg.layer(POSITIONS[0]), subset=sub, progress=progress,
+                          sampling=sampling, params=params, lazy=lazy) for sub in ("train", "test")}
     net, device = _frozen_net(cfg), engine.resolve_device(cfg.device)
     out, below = {POSITIONS[0]: base}, base
     for position, units in frozen_units(cfg).items():  # conv5_2 from conv5_1, then conv5_3 from conv5_2
@@ -406,6 +466,39 @@ def _position_key(fs: FeatureSet) -> str:
     return fs.key + "".join(f">{u}" for u in derived)
 
 
+class Videos(Sequence):
+    """Per-video tensors computed when indexed: `fn(source[v])` for the videos `picks` (default
+    all), the last `keep` kept in memory (None: every one once computed). Over a lazy
+    `FeatureSet.features`, a video's file is read when it is drawn, never a whole split at once."""
+
+    def __init__(self, source: Sequence[Tensor], fn: Callable[[Tensor], Tensor] | None = None, *,
+                 picks: Sequence[int] | None = None, keep: int | None = 1) -> None:
+        self.source, self.fn, self.keep = source, fn, keep
+        self.picks = list(range(len(source))) if picks is None else list(picks)
+        self._kept: dict[int, Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.picks)
+
+    def __getitem__(self, v: int) -> Tensor:  # type: ignore[override]
+        if v in self._kept:
+            return self._kept[v]
+        x = self.source[self.picks[v]]
+        x = x if self.fn is None else self.fn(x)
+        if self.keep != 0:
+            self._kept[v] = x
+            while self.keep is not None and len(self._kept) > self.keep:
+                self._kept.pop(next(iter(self._kept)))
+        return x
+
+
+def fit_sample(videos: int, most: int) -> list[int]:
+    """The training videos the transforms are fitted on: all of them, or `most` equally spaced."""
+    if videos <= most:
+        return list(range(videos))
+    return sorted({round(i * (videos - 1) / (most - 1)) for i in range(most)}) if most > 1 else [videos // 2]
+
+
 def features(cfg: Config, *, progress: bool | None = None) -> Features:
     """Every video's `pool` snippets at the three positions, both streams and both subsets.
 
@@ -413,7 +506,13 @@ def features(cfg: Config, *, progress: bool | None = None) -> Features:
     the centres of `pool` equal segments; a flow snippet is `flow_length` stacked fields); the
     higher positions are computed from it by the frozen units (`position_maps`). In ci
     the maps' channels are reduced by a PCA fitted on the training maps only. Every stream's maps
-    are scaled to unit RMS and its pooled features standardised, with training statistics only.
+    are scaled to unit RMS and its pooled features standardised, with training statistics only,
+    of at most `fit_videos` training videos (`fit_sample`).
+
+    Nothing is held per split: `maps[stream][position][subset]` and `pooled[stream][subset]`
+    are `Videos`, which read a video's conv5_1 maps from the feature cache when it is drawn,
+    compute its higher positions and apply the fitted transforms (`keep_maps`: how many prepared
+    videos stay in memory; ci keeps them all, they are small, full keeps the last one).
     """
     from actionbook.data.datasets import read_records, resolve_dataset
 
@@ -428,7 +527,7 @@ def features(cfg: Config, *, progress: bool | None = None) -> Features:
         computed[p] = "from conv5_1 by the frozen " + ", ".join(u for q in POSITIONS[1:i + 1] for u in units[q])
     for stream in STREAMS:
         maps[stream] = {}
-        for position, sets in position_maps(cfg, stream, progress=progress).items():
+        for position, sets in position_maps(cfg, stream, progress=progress, lazy=True).items():
             first = first or sets
             for sub, fs in sets.items():
                 if fs.video_ids != first[sub].video_ids:
@@ -439,10 +538,14 @@ def features(cfg: Config, *, progress: bool | None = None) -> Features:
                              "subset": sub, "videos": len(fs),
                              "snippet": "x".join(map(str, fs.features[0].shape[1:])), "cache key": fs.key,
                              "computed": computed[position]})
-            x = {sub: torch.stack(fs.features) for sub, fs in sets.items()}   # (V, pool, [crops,] C, h, w)
+            # each video's maps read from the cache when drawn (`Videos`); transforms fitted on a sample
+            sample = fit_sample(len(sets["train"]), cfg.fit_videos)
             if position == POSITIONS[-1]:  # the local branch's and TSN's input, standardised per dimension
-                pooled[stream] = _standardise({sub: v.mean(dim=(-2, -1)) for sub, v in x.items()})
-            maps[stream][position] = _prepare_maps(cfg, x)
+                top = {sub: Videos(fs.features, lambda x: x.mean(dim=(-2, -1))) for sub, fs in sets.items()}
+                st = Standardise.fit(Videos(top["train"], picks=sample))
+                pooled[stream] = {sub: Videos(v, st, keep=cfg.keep_maps) for sub, v in top.items()}
+            t = MapTransform.fit(cfg, Videos(sets["train"].features, picks=sample))
+            maps[stream][position] = {sub: Videos(fs.features, t, keep=cfg.keep_maps) for sub, fs in sets.items()}
     labels = {sub: torch.stack(fs.targets()) for sub, fs in first.items()}
     classes = first["test"].classes
     ds = resolve_dataset(cfg.dataset, layout=cfg.layout)
@@ -456,8 +559,9 @@ class Snippets(torch.utils.data.Dataset):
     """TSN's segments over the cached snippets: items `((maps, pooled), y, index)`, x of shape
     (T, C, h, w) and (T, D).
 
-    A *window* is a run of consecutive snippets: by default a whole video (maps (V, P, [crops,]
-    C, h, w), pooled (V, P, [crops,] D), one label per video, the item's index is the video's).
+    A *window* is a run of consecutive snippets: by default a whole video (`maps[v]` video v's
+    (P, [crops,] C, h, w), `pooled[v]` its (P, [crops,] D): `Videos`, read one video per item,
+    or tensors (V, P, ...); one label per video, the item's index is the video's).
     With `windows` ((W, 2) row ranges [lo, hi)), maps and pooled hold the snippets of every
     video one after another ((N, [crops,] C, h, w), (N, [crops,] D)), `labels` has one row per
     window and the item's index is the window's: Table 8's action intervals and test clips.
@@ -472,19 +576,24 @@ class Snippets(torch.utils.data.Dataset):
 
     def __init__(self, maps: Tensor, pooled: Tensor, labels: Tensor, *, T: int, train: bool, groups: int = 4,
                  windows: Tensor | None = None) -> None:
-        if windows is None:
-            V, P = maps.shape[:2]
+        self.per_video = windows is None
+        if self.per_video:  # maps[v]: video v's (P, [crops,] C, h, w), read when drawn (`Videos`) or a tensor's row
+            first = maps[0]
+            V, P = len(maps), first.shape[0]
             if T > P:
                 raise ValueError(f"{P} cached snippets per video cannot fill T={T} segments")
-            maps, pooled = maps.flatten(0, 1), pooled.flatten(0, 1)                   # (V P, ...)
-            windows = torch.stack([torch.arange(V) * P, torch.arange(1, V + 1) * P], 1)  # (V, 2)
-        windows = torch.as_tensor(windows).long()
-        if len(windows) != len(labels) or (windows[:, 1] <= windows[:, 0]).any() or windows.max() > len(maps):
-            raise ValueError(f"Snippets: {len(windows)} windows for {len(labels)} labels, or a window that is "
-                             f"empty or outside the {len(maps)} snippets; give one non-empty [lo, hi) per label")
+            windows = torch.stack([torch.zeros(V, dtype=torch.long), torch.full((V,), P)], 1)  # (V, 2) in each video
+            self.crops = first.shape[1] if first.ndim == 5 else 0
+        else:
+            windows = torch.as_tensor(windows).long()
+            if (windows[:, 1] <= windows[:, 0]).any() or windows.max() > len(maps):
+                raise ValueError(f"Snippets: a window is empty or outside the {len(maps)} snippets; give one "
+                                 "non-empty [lo, hi) per label")
+            self.crops = maps.shape[1] if maps.ndim == 5 else 0
+        if len(windows) != len(labels):
+            raise ValueError(f"Snippets: {len(windows)} windows (or videos) for {len(labels)} labels; give one per label")
         self.maps, self.pooled, self.labels, self.T, self.train = maps, pooled, labels, T, train
         self.windows, self.groups = windows, groups
-        self.crops = maps.shape[1] if maps.ndim == 5 else 0
         views = [(g, c) for g in range(groups) for c in range(max(self.crops, 1))]
         self.items = [(w, None, None) for w in range(len(labels))] if train else \
             [(w, g, c) for w in range(len(labels)) for g, c in views]
@@ -506,7 +615,10 @@ class Snippets(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[tuple[Tensor, Tensor], Tensor, int]:
         w, g, c = self.items[i]
         r = self.windows[w, 0] + self.rows(g, w)
-        m, p = self.maps[r], self.pooled[r]                       # (T, [crops,] C, h, w), (T, [crops,] D)
+        if self.per_video:  # one video read (or computed) per item
+            m, p = self.maps[w][r], self.pooled[w][r]             # (T, [crops,] C, h, w), (T, [crops,] D)
+        else:
+            m, p = self.maps[r], self.pooled[r]
         if self.crops:
             c = int(torch.randint(self.crops, ())) if c is None else c
             m, p = m[:, c], p[:, c]
@@ -577,8 +689,8 @@ class Runs:
                               T=key.T, train=sub == "train", groups=self.cfg.groups) for sub in ("train", "test"))
 
     def model(self, key: RunKey) -> torch.nn.Module:
-        return _model(key, self.cfg, channels=self.feats.maps[key.stream][key.position]["train"].shape[-3],
-                      dim=self.feats.pooled[key.stream]["train"].shape[-1], num_classes=len(self.classes))
+        return _model(key, self.cfg, channels=self.feats.maps[key.stream][key.position]["train"][0].shape[-3],
+                      dim=self.feats.pooled[key.stream]["train"][0].shape[-1], num_classes=len(self.classes))
 
     def get(self, key: RunKey) -> engine.EvalResult:
         """The test result of run `key` (trained on first use, then from the run cache)."""
@@ -586,6 +698,7 @@ class Runs:
                               train=self.cfg.train_config(key.stream, key.seed), seed=key.seed,
                               identity={"features": self.feats.keys, "reduce": self.cfg.reduce, "grid": self.cfg.grid,
                                         "pool": self.cfg.pool, "groups": self.cfg.groups,
+                                        "fit_videos": self.cfg.fit_videos,
                                         "dropout": (self.cfg.dropout, self.cfg.dropout_temporal),
                                         "bn_momentum": self.cfg.bn_momentum})
 
@@ -1005,15 +1118,16 @@ def multilabel_features(cfg: Config, *, progress: bool | None = None) -> MultiLa
     `sampling="frames"`), at the R-LSTM's position and at the top (pooled), through the feature
     cache; maps prepared as `features` prepares them (ci: pooled to the grid, PCA, unit RMS), the
     pooled top standardised with training statistics. Actions with odd times are kept
-    (`odd_actions` says how and counts them)."""
+    (`odd_actions` says how and counts them). conv5_1 is extracted and the higher positions
+    computed from it (`position_maps`); unlike `features`, a split's maps are held in memory
+    (Table 8 at Charades' size is not streamed yet)."""
     from actionbook.data.datasets import read_records, resolve_dataset
     from actionbook.data.video import probe
 
     c = multilabel_config(cfg)
     progress = c.progress if progress is None else progress
-    sets = {p: {sub: _extract(c, stream="rgb", layer=c.layer(p), subset=sub, progress=progress, sampling="frames",
-                              params={"step": c.ml_step}) for sub in ("train", "test")}
-            for p in dict.fromkeys((c.position, POSITIONS[-1]))}
+    every = position_maps(c, "rgb", progress=progress, sampling="frames", params={"step": c.ml_step})  # conv5_1 extracted
+    sets = {p: every[p] for p in dict.fromkeys((c.position, POSITIONS[-1]))}
     first = sets[c.position]
     keys, rows = {}, []
     for p, by_sub in sets.items():
@@ -1021,7 +1135,7 @@ def multilabel_features(cfg: Config, *, progress: bool | None = None) -> MultiLa
             if fs.video_ids != first[sub].video_ids:
                 raise ValueError(f"feature entries {fs.key} and {first[sub].key} hold different {sub} videos; clean "
                                  "them (`python -m actionbook cache clean KEY`) and extract again")
-            keys[f"rgb/{p}/{sub}"] = fs.key
+            keys[f"rgb/{p}/{sub}"] = _position_key(fs)
             rows.append({"position": p, "layer": c.layer(p), "subset": sub, "videos": len(fs),
                          "snippets": sum(len(x) for x in fs.features),
                          "snippet": "x".join(map(str, fs.features[0].shape[1:])), "cache key": fs.key})
