@@ -453,3 +453,37 @@ def test_maps_are_read_per_video_when_drawn_and_equal_the_in_memory_ones(tiny_vi
     for i in range(len(train)):
         train[i]
     assert train_reader.reads - n <= len(train) and len(train_reader._kept) <= 1
+
+
+def test_table8_maps_are_read_per_video_and_equal_the_concatenated_ones(tmp_path, monkeypatch):
+    from actionbook.data import layouts
+
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "cache"))
+    root = layouts.write_charades(tmp_path / "charades", classes=["Holding some clothes", "Putting clothes somewhere",
+                                                                  "Taking a picture of something"], train=2, test=2)
+    cfg = replace(_video_cfg(root), layout="charades", ml_step=3, clips=2, clip_frames=8, fit_videos=1, keep_maps=1)
+    feats = RL.multilabel_features(cfg)
+    assert isinstance(feats.maps["test"], RL.SnippetRows) and isinstance(feats.pooled["test"], RL.SnippetRows)
+    reader = feats.maps["test"].videos.source.reader
+    assert reader.reads <= 2 + 1 and len(reader._kept) <= 1  # each test video once for its frames, one for the shapes
+    # the reference: every video's maps concatenated in memory, the transforms fitted on the same training video
+    eager = RL.position_maps(cfg, "rgb", sampling="frames", params={"step": cfg.ml_step})
+    sample = RL.fit_sample(2, 1)
+    t = RL.MapTransform.fit(cfg, [eager[cfg.position]["train"].features[i] for i in sample])
+    st = RL.Standardise.fit([eager["conv5_3"]["train"].features[i].mean(dim=(-2, -1)) for i in sample])
+    ref_maps = torch.cat([t(x) for x in eager[cfg.position]["test"].features])             # (N, 5, C, 7, 7)
+    ref_pooled = torch.cat([st(x.mean(dim=(-2, -1))) for x in eager["conv5_3"]["test"].features])
+    assert len(feats.maps["test"]) == len(ref_maps) == int(feats.offsets["test"][-1])
+    runs = RL.MultiLabelRuns(feats, cfg, cache=False)
+    _, test = runs.datasets(runs.key("both", seed=0))
+    ref = RL.Snippets(ref_maps, ref_pooled, runs.test_items[1], T=cfg.T, train=False, groups=cfg.groups,
+                      windows=runs.test_items[0])
+    assert len(test) == len(ref) and test.crops == ref.crops == 5
+    for i in range(len(test)):
+        (m, p), _, w = test[i]
+        (m2, p2), _, w2 = ref[i]
+        torch.testing.assert_close(m, m2, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(p, p2, rtol=1e-4, atol=1e-4)
+        assert w == w2 and len(reader._kept) <= 1
+    with pytest.raises(IndexError, match="one video"):
+        feats.maps["test"][torch.tensor([0, int(feats.offsets["test"][1])])]  # rows of two videos

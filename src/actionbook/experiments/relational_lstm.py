@@ -80,7 +80,8 @@ RUNS_VERSION = "4"  # bump when a change in the models or the data preparation c
 # 4: the maps' scale and the pooled statistics summed video by video in float64 (streamed maps, issue 14)
 
 __all__ = ["CHAPTER", "STREAMS", "POSITIONS", "MODELS", "MODEL_NAMES", "Config", "CONFIGS", "config", "preflight",
-           "Features", "features", "unit_of", "frozen_units", "position_maps", "Snippets",
+           "Features", "features", "unit_of", "frozen_units", "position_maps", "Videos", "fit_sample",
+           "SnippetRows", "MapTransform", "Standardise", "Snippets",
            "RunKey", "Runs", "stream_logits", "two_stream", "ensemble",
            "run_table2", "table2_vs_paper", "run_table3", "table3_vs_paper", "run_table4", "table4_vs_paper",
            "run_table5", "table5_vs_paper", "run_categories", "categories_table", "run_fig3", "plot_fig3",
@@ -499,6 +500,27 @@ def fit_sample(videos: int, most: int) -> list[int]:
     return sorted({round(i * (videos - 1) / (most - 1)) for i in range(most)}) if most > 1 else [videos // 2]
 
 
+class SnippetRows:
+    """Every video's snippets one after another, as rows (Table 8's windows index them): video v
+    holds rows `offsets[v]` to `offsets[v + 1]` of `videos[v]` (`Videos`, read when drawn).
+    `rows[r]` for row indices r of one video gives its snippets (len(r), ...)."""
+
+    def __init__(self, videos: Sequence[Tensor], offsets: Tensor) -> None:
+        if len(offsets) != len(videos) + 1:
+            raise ValueError(f"SnippetRows: {len(offsets)} offsets for {len(videos)} videos; give V + 1")
+        self.videos, self.offsets = videos, offsets
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, r: Tensor) -> Tensor:
+        r = torch.as_tensor(r).long()
+        v = int(torch.searchsorted(self.offsets, r.min(), right=True)) - 1
+        if not 0 <= v < len(self.videos) or int(r.max()) >= int(self.offsets[v + 1]):
+            raise IndexError(f"rows {r.tolist()} do not lie in one video (offsets {self.offsets.tolist()[:5]}...)")
+        return self.videos[v][r - self.offsets[v]]
+
+
 def features(cfg: Config, *, progress: bool | None = None) -> Features:
     """Every video's `pool` snippets at the three positions, both streams and both subsets.
 
@@ -589,7 +611,8 @@ class Snippets(torch.utils.data.Dataset):
             if (windows[:, 1] <= windows[:, 0]).any() or windows.max() > len(maps):
                 raise ValueError(f"Snippets: a window is empty or outside the {len(maps)} snippets; give one "
                                  "non-empty [lo, hi) per label")
-            self.crops = maps.shape[1] if maps.ndim == 5 else 0
+            first = maps[windows[0, 0:1]]                     # (1, [crops,] C, h, w): a tensor's row or `SnippetRows`
+            self.crops = first.shape[1] if first.ndim == 5 else 0
         if len(windows) != len(labels):
             raise ValueError(f"Snippets: {len(windows)} windows (or videos) for {len(labels)} labels; give one per label")
         self.maps, self.pooled, self.labels, self.T, self.train = maps, pooled, labels, T, train
@@ -1095,12 +1118,13 @@ def max_over_clips(clip_logits: Tensor, video: Tensor) -> Tensor:
 class MultiLabelFeatures:
     """The multi-label videos' RGB snippets, every video's one after another, per subset:
     `maps` (N, [crops,] C, h, w) at the R-LSTM's position (channels PCA-reduced in ci), `pooled`
-    (N, [crops,] D) the top's pooled features; video v's snippets are rows `offsets[v]` to
+    (N, [crops,] D) the top's pooled features (`SnippetRows`, each video read when drawn, or
+    tensors); video v's snippets are rows `offsets[v]` to
     `offsets[v + 1]`, taken at frames `frames` (N,). Per video: `num_frames`, `fps`,
     `records` (the annotated actions, as read) and `targets` (V, C) multi-hot."""
 
-    maps: dict[str, Tensor]
-    pooled: dict[str, Tensor]
+    maps: dict[str, Tensor | SnippetRows]
+    pooled: dict[str, Tensor | SnippetRows]
     offsets: dict[str, Tensor]
     frames: dict[str, Tensor]
     num_frames: dict[str, list[int]]
@@ -1119,16 +1143,29 @@ def multilabel_features(cfg: Config, *, progress: bool | None = None) -> MultiLa
     cache; maps prepared as `features` prepares them (ci: pooled to the grid, PCA, unit RMS), the
     pooled top standardised with training statistics. Actions with odd times are kept
     (`odd_actions` says how and counts them). conv5_1 is extracted and the higher positions
-    computed from it (`position_maps`); unlike `features`, a split's maps are held in memory
-    (Table 8 at Charades' size is not streamed yet)."""
+    computed from it (`position_maps`); as in `features`, a video's maps are read from the cache
+    when one of its items is drawn (`SnippetRows` over `Videos`), never a split at once."""
     from actionbook.data.datasets import read_records, resolve_dataset
     from actionbook.data.video import probe
 
     c = multilabel_config(cfg)
     progress = c.progress if progress is None else progress
-    every = position_maps(c, "rgb", progress=progress, sampling="frames", params={"step": c.ml_step})  # conv5_1 extracted
+    every = position_maps(c, "rgb", progress=progress, sampling="frames", params={"step": c.ml_step}, lazy=True)
     sets = {p: every[p] for p in dict.fromkeys((c.position, POSITIONS[-1]))}
     first = sets[c.position]
+    ds = resolve_dataset(c.dataset, layout=c.layout)
+    out: dict[str, dict[str, Any]] = {k: {} for k in ("offsets", "frames", "num_frames", "fps", "records", "targets")}
+    for sub, fs in first.items():  # every video's file is read once here, for its frames (one at a time)
+        recs, _ = read_records(ds, split=c.split, subset=sub, keep_odd_times=True)
+        by_id = {r.video_id: r for r in recs}
+        info = [probe(by_id[v].path) for v in fs.video_ids]
+        frames = [torch.as_tensor(f).long() for f in fs.frames]
+        out["offsets"][sub] = torch.tensor([0] + [len(f) for f in frames]).cumsum(0)
+        out["frames"][sub] = torch.cat(frames)
+        out["num_frames"][sub] = [i.num_frames for i in info]
+        out["fps"][sub] = [i.fps for i in info]
+        out["records"][sub] = [by_id[v] for v in fs.video_ids]
+        out["targets"][sub] = torch.stack(fs.targets()).float()
     keys, rows = {}, []
     for p, by_sub in sets.items():
         for sub, fs in by_sub.items():
@@ -1137,23 +1174,16 @@ def multilabel_features(cfg: Config, *, progress: bool | None = None) -> MultiLa
                                  "them (`python -m actionbook cache clean KEY`) and extract again")
             keys[f"rgb/{p}/{sub}"] = _position_key(fs)
             rows.append({"position": p, "layer": c.layer(p), "subset": sub, "videos": len(fs),
-                         "snippets": sum(len(x) for x in fs.features),
+                         "snippets": int(out["offsets"][sub][-1]),
                          "snippet": "x".join(map(str, fs.features[0].shape[1:])), "cache key": fs.key})
-    maps = _prepare_maps(c, {sub: torch.cat(fs.features) for sub, fs in first.items()})      # (N, [crops,] C, h, w)
-    top = sets[POSITIONS[-1]]
-    pooled = _standardise({sub: torch.cat(fs.features).mean(dim=(-2, -1)) for sub, fs in top.items()})
-    ds = resolve_dataset(c.dataset, layout=c.layout)
-    out: dict[str, dict[str, Any]] = {k: {} for k in ("offsets", "frames", "num_frames", "fps", "records", "targets")}
-    for sub, fs in first.items():
-        recs, _ = read_records(ds, split=c.split, subset=sub, keep_odd_times=True)
-        by_id = {r.video_id: r for r in recs}
-        info = [probe(by_id[v].path) for v in fs.video_ids]
-        out["offsets"][sub] = torch.tensor([0] + [len(x) for x in fs.features]).cumsum(0)
-        out["frames"][sub] = torch.cat([torch.as_tensor(f).long() for f in fs.frames])
-        out["num_frames"][sub] = [i.num_frames for i in info]
-        out["fps"][sub] = [i.fps for i in info]
-        out["records"][sub] = [by_id[v] for v in fs.video_ids]
-        out["targets"][sub] = torch.stack(fs.targets()).float()
+    # as `features`: each video read when drawn, the transforms fitted on a sample of training videos
+    sample = fit_sample(len(first["train"]), c.fit_videos)
+    t = MapTransform.fit(c, Videos(first["train"].features, picks=sample))
+    maps = {sub: SnippetRows(Videos(fs.features, t, keep=c.keep_maps), out["offsets"][sub])
+            for sub, fs in first.items()}                                          # rows (N, [crops,] C, h, w)
+    top = {sub: Videos(fs.features, lambda x: x.mean(dim=(-2, -1))) for sub, fs in sets[POSITIONS[-1]].items()}
+    st = Standardise.fit(Videos(top["train"], picks=sample))
+    pooled = {sub: SnippetRows(Videos(v, st, keep=c.keep_maps), out["offsets"][sub]) for sub, v in top.items()}
     return MultiLabelFeatures(maps, pooled, **out, classes=first["test"].classes, video_ids=first["test"].video_ids,
                               keys=keys, shapes=pd.DataFrame(rows))
 
@@ -1261,8 +1291,9 @@ class MultiLabelRuns:
     def get(self, key: RunKey) -> engine.EvalResult:
         """The test result of run `key`, one row per test clip (its views' logits averaged)."""
         c, f = self.cfg, self.feats
-        return self.cache.get(key, model=lambda: _model(key, c, channels=f.maps["train"].shape[-3],
-                                                        dim=f.pooled["train"].shape[-1], num_classes=len(f.classes)),
+        one = torch.zeros(1, dtype=torch.long)  # the first snippet: its shape (maps may be read per video)
+        return self.cache.get(key, model=lambda: _model(key, c, channels=f.maps["train"][one].shape[-3],
+                                                        dim=f.pooled["train"][one].shape[-1], num_classes=len(f.classes)),
                               data=lambda: self.datasets(key),
                               train=replace(c.train_config("rgb", key.seed), multilabel=True), seed=key.seed,
                               identity={"features": f.keys, "reduce": c.reduce, "grid": c.grid, "ml_step": c.ml_step,
