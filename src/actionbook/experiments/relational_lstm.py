@@ -357,18 +357,6 @@ class Standardise:
         return (x - self.mean) / self.std
 
 
-def _prepare_maps(cfg: Config, x: dict[str, Tensor]) -> dict[str, Tensor]:
-    """In memory: maps (..., C, h, w) per subset through a `MapTransform` fitted on the training ones."""
-    t = MapTransform.fit(cfg, [x["train"]])
-    return {sub: t(v) for sub, v in x.items()}
-
-
-def _standardise(x: dict[str, Tensor]) -> dict[str, Tensor]:
-    """In memory: features (..., D) per subset through a `Standardise` fitted on the training ones."""
-    t = Standardise.fit([x["train"]])
-    return {sub: t(v) for sub, v in x.items()}
-
-
 def unit_of(layer: str) -> str:
     """The residual unit whose output is the map `layer`: `conv5_2_map` -> `layer4.1`, `layer2.0_map` -> `layer2.0`."""
     if layer.startswith("conv5_") and layer.endswith("_map"):
@@ -541,8 +529,8 @@ def features(cfg: Config, *, progress: bool | None = None) -> Features:
     if cfg.layout == "charades":
         raise ValueError("Charades is multi-label: its features are `multilabel_features(cfg)` (Table 8)")
     progress = cfg.progress if progress is None else progress
-    maps: dict[str, dict[str, dict[str, Tensor]]] = {}
-    pooled: dict[str, dict[str, Tensor]] = {}
+    maps: dict[str, dict[str, dict[str, Videos]]] = {}
+    pooled: dict[str, dict[str, Videos]] = {}
     keys, rows, first = {}, [], None
     units, computed = frozen_units(cfg), {POSITIONS[0]: "extracted from the videos"}
     for i, p in enumerate(POSITIONS[1:], start=1):
