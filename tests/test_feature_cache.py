@@ -207,3 +207,87 @@ def test_lazy_entry_reads_one_video_at_a_time_and_checks_it(dataset, cache):
     torch.save(obj, path)
     with pytest.raises(C.CacheError, match="cache clean"):
         lazy.features[0]
+
+
+# ---------------------------------------------------------------------------- storage dtype and row reads
+
+
+def test_float16_storage_round_trips_as_float32_in_half_the_bytes(dataset, cache):
+    f32 = extract_features(dataset=dataset, subset="train", **FAST)
+    f16 = extract_features(dataset=dataset, subset="train", storage="float16", **FAST)
+    assert f16.key != f32.key and f16.spec["storage"] == "float16" and "storage" not in f32.spec
+    assert C.read_entry_json(C.entry_dir(f16.key) / "key.json", key=f16.key)["expect"]["dtype"] == "torch.float16"
+    lazy = C.load_features(f16.key, lazy=True)
+    rounded = False
+    for i in range(len(f32)):
+        a, b, c = f32.features[i], f16.features[i], lazy.features[i]
+        assert a.dtype == b.dtype == c.dtype == torch.float32 and torch.equal(b, c)  # eager and lazy: float32
+        torch.testing.assert_close(b, a, rtol=2 ** -11, atol=1e-7)  # float16 rounding of the float32 extraction
+        rounded |= not torch.equal(a, b)
+        assert torch.equal(lazy.features.rows(i, [2, 0]), b[[2, 0]])
+    assert rounded  # the values really went through float16
+    path = lambda fs, i: C.entry_dir(fs.key) / "videos" / f"{fs.video_ids[i]}.pt"  # noqa: E731
+    assert torch.load(path(f16, 0), weights_only=True)["x"].dtype == torch.float16
+    size = {fs.key: sum(path(fs, i).stat().st_size for i in range(len(fs))) for fs in (f32, f16)}
+    x_bytes = sum(x.numel() for x in f32.features) * 2  # what float16 saves: 2 bytes a value
+    assert abs(size[f32.key] - size[f16.key] - x_bytes) <= 64 * len(f32)  # up to the zip's alignment per file
+    # the dtype check on load means something: a float32 file in the float16 entry is refused
+    obj = torch.load(path(f16, 0), weights_only=True)
+    torch.save(dict(obj, x=obj["x"].float()), path(f16, 0))
+    with pytest.raises(C.CacheError, match="dtype torch.float32, but this entry's key expects torch.float16") as e:
+        C.load_features(f16.key)
+    assert str(path(f16, 0)) in str(e.value) and f"cache clean {f16.key}" in str(e.value)
+    with pytest.raises(ValueError, match="storage must be one of"):
+        extract_features(dataset=dataset, subset="train", storage="bfloat16", **FAST)
+
+
+def test_default_storage_keeps_the_keys_made_before_it():
+    from actionbook.data.datasets import Dataset
+    from actionbook.features.extract import make_key
+
+    ds = Dataset(root=Path("/data/ucf101"), layout="ucf101", videos=Path("/data/ucf101/videos"),
+                 splits=Path("/data/ucf101/splits"), identity={"splits": "0123abcd"})
+    kw = dict(ds=ds, split=1, subset="train", backbone="resnet101", layer="conv5_1_map", weights="DEFAULT", mode="full",
+              sampling="tsn", sampling_params={"pool": 25}, crops="center", modality="rgb", flow_method="tvl1",
+              flow_length=10, resize=256, crop_size=224)
+    # the key this call had before storage could be chosen (computed with that code): float32 keeps it
+    assert make_key(**kw)[0] == make_key(**kw, storage="float32")[0] == "a4baf221521edae3"
+    key16, spec16 = make_key(**kw, storage="float16")
+    assert key16 != "a4baf221521edae3" and spec16["storage"] == "float16"
+
+
+def test_float16_storage_refuses_values_beyond_its_range():
+    from actionbook.features.extract import _stored
+
+    x = torch.tensor([1.0, 7e4])
+    assert _stored(x, "float32", path=Path("v.avi")) is x
+    with pytest.raises(ValueError, match=r"v\.avi: a feature value .* exceeds float16's range"):
+        _stored(x, "float16", path=Path("v.avi"))
+    assert _stored(x[:1], "float16", path=Path("v.avi")).dtype == torch.float16
+
+
+def test_rows_are_read_alone_once_their_file_was_checked_whole(dataset, cache):
+    import os
+
+    eager = extract_features(dataset=dataset, subset="train", **FAST)
+    lazy = C.load_features(eager.key, lazy=True)
+    reader, x0 = lazy.features.reader, eager.features[0]  # x0: (4, 512) rows of one video
+    assert torch.equal(lazy.features.rows(0, [1, 3]), x0[[1, 3]])
+    assert (reader.reads, reader.rows_read) == (1, len(x0))  # first touch: the whole file, checked
+    lazy.features[1]                                         # another video: video 0 no longer in memory
+    assert 0 not in reader._kept and reader.reads == 2
+    rows, nbytes = reader.rows_read, reader.bytes_read
+    assert torch.equal(lazy.features.rows(0, [0, 2]), x0[[0, 2]])
+    assert reader.reads == 2 and reader.rows_read - rows == 2  # mapped: only the two rows
+    assert reader.bytes_read - nbytes == 2 * x0[0].numel() * 4
+    assert torch.equal(lazy.map(lambda x: 2 * x, name="double").features.rows(0, [3]), 2 * x0[[3]])
+    with pytest.raises(ValueError, match="feature rows"):
+        lazy.frames.rows(0, [0])
+    # a file replaced after it was checked is checked whole again, and refused if it changed
+    path = C.entry_dir(eager.key) / "videos" / f"{eager.video_ids[0]}.pt"
+    obj = torch.load(path, weights_only=True)
+    torch.save(dict(obj, x=obj["x"] + 1), path.with_suffix(".tmp"))
+    os.replace(path.with_suffix(".tmp"), path)
+    with pytest.raises(C.CacheError, match="changed since it was written") as e:
+        lazy.features.rows(0, [1])
+    assert str(path) in str(e.value) and f"cache clean {eager.key}" in str(e.value)

@@ -27,6 +27,13 @@ the key, and that its features are finite; a damaged file or manifest is refused
 up front: each video's file is read and checked when it is indexed (`LazyVideos`), for splits
 whose features do not fit in memory (the Relational LSTM's conv5 maps at UCF-101 size).
 
+Features are stored as float32, or as float16 where an entry was extracted with
+`storage="float16"` (half the disk; `STORAGES`); either way they are returned as float32.
+`LazyVideos.rows(i, r)` reads only the rows `r` of video i (`EntryReader.read_rows`): the first
+time a reader touches a file it reads and checks all of it (checksum, shape, dtype, finite values),
+after that it memory-maps the file and copies only the rows' pages, as long as the file is the one
+it checked (same size, mtime and inode).
+
     python -m actionbook cache ls
     python -m actionbook cache clean KEY [KEY ...]
     python -m actionbook cache clean --all
@@ -53,6 +60,10 @@ from actionbook.paths import cache_dir
 class CacheError(Exception):
     """A cache entry is damaged or does not match its key; the message says what to delete."""
 
+
+STORAGES = {"float32": torch.float32, "float16": torch.float16}
+"""The dtypes features can be stored in (`extract_features(storage=...)`): the stored dtype is
+part of an entry's key and of its `expect`; loading returns float32 whatever was stored."""
 
 MANIFEST_FORMAT = 2
 """manifest.json's format: 2 added a sha256 per video file and its source's size and mtime.
@@ -194,7 +205,8 @@ def check_video_file(path: Path, obj: object, *, key: str, expect: dict) -> None
 def load_video_file(path: Path, *, key: str, expect: dict, sha256: str | None = None) -> dict:
     """A video file's dict, checked (see `check_video_file`); with `sha256`, its bytes must match.
 
-    The file's own checksum is returned under "sha256"."""
+    The features `x` are returned as float32 whatever dtype they are stored in (`STORAGES`); the
+    file's own checksum is returned under "sha256" and its size in bytes under "nbytes"."""
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -208,35 +220,86 @@ def load_video_file(path: Path, *, key: str, expect: dict, sha256: str | None = 
     if sha256 is not None and digest != sha256:
         raise CacheError(f"{path}: its bytes changed since it was written (sha256 {digest[:12]}..., the manifest "
                          f"says {sha256[:12]}...); {clean_hint(key)}")
-    return {**obj, "sha256": digest}
+    return {**obj, "x": obj["x"].float(), "sha256": digest, "nbytes": len(data)}  # float32 .float() is no copy
 
 
 class EntryReader:
     """Reads the video files of a complete entry one at a time, each checked as `load_features`
     checks it (checksum, shape, dtype, finite values), keeping the last `keep` in memory (the
-    test views of a video are drawn one after another). `reads` counts the files read."""
+    test views of a video are drawn one after another). `reads` counts the files read whole.
+
+    `read_rows(i, r)` gives rows `r` of video i's features without reading the rest of its file
+    (a training draw needs T of a video's snippets): the first time this reader touches the file,
+    it reads and checks it whole (as `read`), and remembers that file (size, mtime, inode); after
+    that it memory-maps the file (`torch.load(mmap=True)`) and copies only the rows' pages. A file
+    replaced or rewritten since it was checked is read and checked whole again, so a row is never
+    served from bytes that were not checked. `rows_read` and `bytes_read` count what came from disk
+    (a whole file: all its rows and bytes; a mapped read: the rows and their stored bytes)."""
 
     def __init__(self, key: str, videos: list[dict], expect: dict, *, keep: int = 1) -> None:
         self.key, self.videos, self.expect, self.keep = key, videos, expect, keep
         self.reads = 0
+        self.rows_read = 0
+        self.bytes_read = 0
         self._kept: dict[int, dict] = {}
+        self._checked: dict[int, tuple[int, int, int]] = {}  # video -> (size, mtime_ns, inode) of the file checked
+        self._last_rows: tuple[int, tuple[int, ...], torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.videos)
+
+    def _path(self, i: int) -> Path:
+        return entry_dir(self.key) / "videos" / self.videos[i]["file"]
+
+    def _signature(self, path: Path) -> tuple[int, int, int]:
+        try:
+            st = path.stat()
+        except OSError as e:
+            raise CacheError(f"{path}: cannot be read ({type(e).__name__}: {e}); {clean_hint(self.key)}") from e
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
 
     def read(self, i: int) -> dict:
         """Video i's dict (`x`, `frames`, `index`), from memory if it is among the last `keep` read."""
         if i in self._kept:
             self._kept[i] = self._kept.pop(i)           # most recently used last
             return self._kept[i]
-        v = self.videos[i]
-        obj = load_video_file(entry_dir(self.key) / "videos" / v["file"], key=self.key, expect=self.expect,
-                              sha256=v["sha256"])
+        path = self._path(i)
+        before = self._signature(path)
+        obj = load_video_file(path, key=self.key, expect=self.expect, sha256=self.videos[i]["sha256"])
+        if self._signature(path) == before:  # what was checked is the file that is there
+            self._checked[i] = before
         self.reads += 1
+        self.rows_read += len(obj["x"])
+        self.bytes_read += obj["nbytes"]
         self._kept[i] = obj
         while len(self._kept) > self.keep:
             self._kept.pop(next(iter(self._kept)))
         return obj
+
+    def read_rows(self, i: int, r: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Rows `r` of video i's features `x` (len(r), ...) as float32, reading only those rows
+        from disk once the file has been checked whole by this reader (see the class)."""
+        rows = tuple(int(j) for j in torch.as_tensor(r).reshape(-1))
+        if self._last_rows is not None and self._last_rows[:2] == (i, rows):
+            return self._last_rows[2]                   # the same draw read again (maps and pooled of one item)
+        if i in self._kept or i not in self._checked:
+            x = self.read(i)["x"][list(rows)]           # in memory, or checked whole now
+        else:
+            path = self._path(i)
+            try:
+                mapped = torch.load(path, mmap=True, map_location="cpu", weights_only=True)["x"]
+            except Exception:  # noqa: BLE001 (a file that cannot be mapped is read and checked whole)
+                mapped = None
+            if mapped is None or self._signature(path) != self._checked[i]:
+                del self._checked[i]                     # changed since it was checked: check it whole again
+                x = self.read(i)["x"][list(rows)]
+            else:
+                part = mapped[list(rows)]               # copies only these rows' pages out of the mapping
+                self.rows_read += len(rows)
+                self.bytes_read += part.numel() * part.element_size()
+                x = part.float()
+        self._last_rows = (i, rows, x)
+        return x
 
 
 class LazyVideos(Sequence):
@@ -257,6 +320,20 @@ class LazyVideos(Sequence):
         if not -len(self) <= i < len(self):
             raise IndexError(f"video {i} of {len(self)}")
         x = self.reader.read(i % len(self))[self.field]
+        for fn in self.fns:
+            x = fn(x)
+        return x
+
+    def rows(self, i: int, r: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Rows `r` of video i, the functions of `map` applied to them alone: only those rows are
+        read from disk (`EntryReader.read_rows`). Equal to `self[i][r]` (up to float rounding) for
+        functions that act on each row by itself, as every function the chapters map does (frozen
+        units, pooling, a projection, a scale); a function that mixes rows must not use `rows`."""
+        if self.field != "x":
+            raise ValueError(f"LazyVideos.rows reads feature rows: its field is {self.field!r}, index it instead")
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"video {i} of {len(self)}")
+        x = self.reader.read_rows(i % len(self), r)
         for fn in self.fns:
             x = fn(x)
         return x

@@ -23,7 +23,8 @@
    2D backbones (`flow_stack`), one field per frame for 3D ones;
 4. resized (short side) and cropped: the centre, 5 crops, or 10 crops (corners + centre and
    their mirrors; `actionbook.data.transforms`);
-5. the frozen backbone (`backbones.backbone`) maps each crop of each item to features.
+5. the frozen backbone (`backbones.backbone`) maps each crop of each item to features, stored
+   as float32 or, with `storage="float16"`, as float16 (half the disk; read back as float32).
 
 Steps 1-4 run in `torch.utils.data.DataLoader` worker processes (2 by default), step 5 in the
 main process, so decoding overlaps the network. Each video's features are written atomically
@@ -53,6 +54,7 @@ from actionbook.data.video import VideoDecodeError, probe, read_video
 from actionbook.features import backbones as B
 from actionbook.features.cache import (
     MANIFEST_FORMAT,
+    STORAGES,
     CacheError,
     FeatureSet,
     clean_hint,
@@ -83,8 +85,12 @@ CROPS = {"center": 1, "5": 5, "10": 10}
 
 def make_key(*, ds: Dataset, split: int, subset: str, backbone: str, layer: str, weights: str | None,
              mode: str, sampling: str, sampling_params: dict, crops: str, modality: str,
-             flow_method: str, flow_length: int, resize: int, crop_size: int) -> tuple[str, dict]:
-    """(KEY, key dict): the hash of everything that determines the features, and the dict itself."""
+             flow_method: str, flow_length: int, resize: int, crop_size: int,
+             storage: str = "float32") -> tuple[str, dict]:
+    """(KEY, key dict): the hash of everything that determines the features, and the dict itself.
+
+    `storage` (the stored dtype) enters the key only when it is not float32, so that every entry
+    made before storage could be chosen keeps its key."""
     if weights == "ci":
         from actionbook.features.pretrain import pretrain_key
 
@@ -100,6 +106,8 @@ def make_key(*, ds: Dataset, split: int, subset: str, backbone: str, layer: str,
         flow_method=flow_method if modality == "flow" else None,
         flow_length=flow_length if modality == "flow" and B.spec(backbone).kind == "frame" else None,
     )
+    if storage != "float32":
+        key["storage"] = storage
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return digest, key
 
@@ -108,7 +116,8 @@ def describe_key(key: dict) -> str:
     name = Path(key["dataset"]).name
     flow = f" {key['flow_method']}" if key["modality"] == "flow" else ""
     return (f"{name} {key['layout']} split{key['split']} {key['subset']} | {key['mode']} {key['backbone']}."
-            f"{key['layer']} | {key['modality']}{flow} | {key['sampling']} | crops {key['crops']}")
+            f"{key['layer']} | {key['modality']}{flow} | {key['sampling']} | crops {key['crops']}"
+            + (f" | {key['storage']}" if key.get("storage", "float32") != "float32" else ""))
 
 
 # --------------------------------------------------------------------------------------
@@ -266,6 +275,7 @@ def extract_features(
     on_video: Callable[[int], None] | None = None,
     keep_odd_times: bool = False,
     lazy: bool = False,
+    storage: str = "float32",
     _retries: int = 0,
 ) -> FeatureSet:
     """Extract (or load from the cache) the features of one dataset split; see the module docstring.
@@ -280,6 +290,9 @@ def extract_features(
     so it is not part of the key. lazy: return the entry as `load_features(key, lazy=True)` does
     (each video read from disk when indexed; not part of the key either).
     device: "cpu", "cuda", "cuda:N" (default cuda when available); a GPU that is not there is an error.
+    storage: the dtype the features are stored in on disk, "float32" or "float16" (`cache.STORAGES`;
+    half the bytes, each value rounded to float16's 11 significant bits; a value beyond float16's
+    range, |x| > 65504, is an error naming the video); part of the key. They load as float32.
 
     A complete entry is returned as it is unless a video changed on disk since it was
     extracted (size or mtime; it is extracted again) or it left videos out (tried again; with
@@ -292,6 +305,8 @@ def extract_features(
         raise ValueError(f"crops must be one of {list(CROPS)}, got {crops!r}")
     if modality not in B.MODALITIES:
         raise ValueError(f"modality must be one of {B.MODALITIES}, got {modality!r}")
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {list(STORAGES)}, got {storage!r}")
     spec = B.spec(backbone)
     params = {**SAMPLINGS[sampling], **(sampling_params or {})}
     plan_items(1000, sampling=sampling, params=params, kind=spec.kind)  # a wrong combination fails here, once
@@ -304,7 +319,8 @@ def extract_features(
     records, classes = read_records(ds, split=split, subset=subset, keep_odd_times=keep_odd_times)
     key, key_dict = make_key(ds=ds, split=split, subset=subset, backbone=backbone, layer=layer, weights=weights,
                              mode=mode, sampling=sampling, sampling_params=params, crops=crops, modality=modality,
-                             flow_method=flow_method, flow_length=flow_length, resize=resize, crop_size=crop_size)
+                             flow_method=flow_method, flow_length=flow_length, resize=resize, crop_size=crop_size,
+                             storage=storage)
     d = entry_dir(key)
     sources = [_source(r.path) for r in records]  # a video's [size, mtime_ns]: a replaced file is re-extracted
     if (d / "manifest.json").is_file() and _entry_is_current(d, key, records, sources):
@@ -319,7 +335,7 @@ def extract_features(
     item_shape = tuple(net(torch.zeros(probe_shape, device=dev)).shape[1:])
     if crops != "center":
         item_shape = (CROPS[crops], *item_shape)
-    expect = dict(item_shape=list(item_shape), dtype="torch.float32")
+    expect = dict(item_shape=list(item_shape), dtype=str(STORAGES[storage]))  # the dtype on disk
     meta = dict(key=key_dict, expect=expect, description=describe_key(key_dict), num_videos=len(records))
     if (d / "key.json").is_file():
         old = read_entry_json(d / "key.json", key=key)
@@ -350,6 +366,7 @@ def extract_features(
             bar.update()
             continue
         x = _features(net, item["x"], batch_size=batch_size, device=dev)  # (items, [crops,] D[, h, w])
+        x = _stored(x, storage, path=records[i].path)
         with atomic_write(d / "videos" / files[i], "wb") as f:
             torch.save(dict(x=x, frames=item["frames"], index=item["index"], source=sources[i]), f)
         bar.update()
@@ -386,6 +403,18 @@ def extract_features(
     if done:  # the decoding, flow and backbone time of the videos this call extracted
         stages.record("features", meta["description"], seconds=time.perf_counter() - t0, videos=done, key=key)
     return load_features(key, lazy=lazy)
+
+
+def _stored(x: torch.Tensor, storage: str, *, path: Path) -> torch.Tensor:
+    """float32 features -> the dtype they are stored in; a value float16 cannot hold is an error."""
+    dtype = STORAGES[storage]
+    if dtype == torch.float32:
+        return x
+    limit = torch.finfo(dtype).max
+    if x.numel() and float(x.abs().max()) > limit:
+        raise ValueError(f"{path}: a feature value ({float(x.abs().max()):.4g}) exceeds {storage}'s range "
+                         f"(|x| <= {limit:.0f}); extract with storage='float32'")
+    return x.to(dtype)
 
 
 def _source(path: Path) -> list[int]:
@@ -456,6 +485,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes that decode")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--skip-errors", action="store_true", help="leave unreadable videos out (listed at the end)")
+    parser.add_argument("--storage", default="float32", choices=list(STORAGES),
+                        help="the dtype stored on disk (float16: half the bytes; loaded as float32)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -468,7 +499,7 @@ def main(args: argparse.Namespace) -> int:
                 modality=args.modality, mode=args.mode, weights=None if args.weights == "none" else args.weights,
                 flow_method=args.flow_method,
                 flow_length=args.flow_length, batch_size=args.batch_size, num_workers=args.workers,
-                skip_errors=args.skip_errors, device=args.device,
+                skip_errors=args.skip_errors, device=args.device, storage=args.storage,
             )
         except (DatasetError, VideoDecodeError, CacheError, B.MissingWeightsError, ValueError) as e:
             print(f"extract: {e}", file=sys.stderr)
