@@ -453,6 +453,23 @@ def test_maps_are_read_per_video_when_drawn_and_equal_the_in_memory_ones(tiny_vi
     for i in range(len(train)):
         train[i]
     assert train_reader.reads - n <= len(train) and len(train_reader._kept) <= 1
+    # every training file now checked once: a training item reads only its T snippets, the in-memory item's values
+    ref = RL.Snippets(ref_maps["flow"][cfg.position]["train"], ref_pooled["flow"]["train"], feats.labels["train"],
+                      T=cfg.T, train=True, groups=cfg.groups)
+    snippet = torch.zeros(train_reader.expect["item_shape"])                      # one snippet's conv5_1 map
+    for kept in (train.maps._kept, train.pooled._kept, train.pooled.source._kept, train_reader._kept):
+        kept.clear()  # forget the videos held whole (read for the shapes, the fits and the first pass)
+    for i in range(len(train)):
+        reads, rows, nbytes = train_reader.reads, train_reader.rows_read, train_reader.bytes_read
+        torch.manual_seed(i)
+        (m, p), y, w = train[i]
+        assert (train_reader.reads, train_reader.rows_read - rows) == (reads, cfg.T)  # T snippets, no whole file
+        assert train_reader.bytes_read - nbytes == cfg.T * snippet.numel() * 4       # their float32 bytes only
+        torch.manual_seed(i)
+        (m2, p2), y2, w2 = ref[i]
+        torch.testing.assert_close(m, m2, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(p, p2, rtol=1e-4, atol=1e-4)
+        assert int(y) == int(y2) and w == w2
 
 
 def test_table8_maps_are_read_per_video_and_equal_the_concatenated_ones(tmp_path, monkeypatch):

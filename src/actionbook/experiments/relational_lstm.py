@@ -117,6 +117,12 @@ class Config:
     flow_method: str = "tvl1"
     flow_length: int = 10      # flow fields per snippet
     reduce: int | None = None  # ci: the maps' channels reduced by a PCA fitted on training maps
+    # the dtype the cached conv5_1 maps are stored in on disk (`extract_features(storage=)`), read back as
+    # float32. full: float16, half of 571 GB at UCF-101 size. conv5_1 is a residual unit's output after its
+    # ReLU: values >= 0 and, for an ImageNet ResNet, a few tens at most, far below float16's 65504 (a value
+    # beyond it stops the extraction with an error); float16 keeps 11 significant bits (relative rounding
+    # <= 2^-11), bfloat16 only 8 for a range these maps do not need. ci: float32, so its numbers stay as they were.
+    storage: str = "float16"
     grid: int | None = None    # ci: larger maps average-pooled to grid x grid positions (None: as they are)
     # the model (Sec. 4) and its training (Sec. 5.2)
     T: int = 8
@@ -163,6 +169,8 @@ class Config:
         for name in ("ml_step", "clips", "clip_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Config.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.storage not in ("float32", "float16"):
+            raise ValueError(f"Config.storage must be 'float32' or 'float16', got {self.storage!r}")
         for name in ("train_crops", "test_crops"):
             if getattr(self, name) not in ("center", "5"):
                 raise ValueError(f"Config.{name} must be 'center' or '5', got {getattr(self, name)!r}")
@@ -185,6 +193,8 @@ _FULL_NOTES = (
     "torchvision ResNet-101 (ImageNet, post-activation) stands in for ResNet-101-v2 (pre-activation)",
     "frozen backbone: conv1-conv5 are not fine-tuned, the local branch's conv5_3 is the pretrained one",
     "25 snippets per video cached; a training draw takes one at random per segment (not any frame)",
+    "the cached conv5_1 maps stored in float16 (half the disk; rounded to 11 significant bits), computed on "
+    "and read back as float32",
     "training uses the centre crop of the cached snippets, not TSN's multi-scale crops and flips",
     "the temporal stream's head starts from scratch, not from the trained spatial model",
     "Table 8 (Charades): a snippet cached every 8th frame; the spatial schedule above (the paper gives none for "
@@ -201,7 +211,7 @@ CONFIGS: dict[str, Config] = {
                  milestones=(7,), milestones_temporal=(7,), optimizer="adam", lr=0.01, dropout=0.0,
                  dropout_temporal=0.0, bn_momentum=0.05,
                  threads=1, progress=False, extract_workers=1, eval_batch_size=256, ml_step=3, clip_frames=40,
-                 keep_maps=None,
+                 keep_maps=None, storage="float32",
                  notes=("the ci ResNet-18 (pretrained on generated still images), read at 56 px",
                         "conv5_1 / conv5_2 / conv5_3 played by layer1.1 (14x14x64), layer2.0 and layer2.1 "
                         "(7x7x128): at 56 px layer4 is 2x2; the local branch and TSN read pooled layer2.1",
@@ -291,7 +301,7 @@ def _extract(cfg: Config, *, stream: str, layer: str, subset: str, progress: boo
                             keep_odd_times=cfg.layout == "charades",
                             crops=cfg.train_crops if subset == "train" else cfg.test_crops, modality=stream,
                             mode=cfg.mode, flow_method=cfg.flow_method, flow_length=cfg.flow_length,
-                            num_workers=cfg.extract_workers, progress=progress, lazy=lazy)
+                            num_workers=cfg.extract_workers, progress=progress, lazy=lazy, storage=cfg.storage)
 
 
 def _pool_to(x: Tensor, grid: int) -> Tensor:
@@ -458,7 +468,8 @@ def _position_key(fs: FeatureSet) -> str:
 class Videos(Sequence):
     """Per-video tensors computed when indexed: `fn(source[v])` for the videos `picks` (default
     all), the last `keep` kept in memory (None: every one once computed). Over a lazy
-    `FeatureSet.features`, a video's file is read when it is drawn, never a whole split at once."""
+    `FeatureSet.features`, a video's file is read when it is drawn, never a whole split at once;
+    `rows(v, r)` reads and computes only the snippets `r` of video v (a training draw's T)."""
 
     def __init__(self, source: Sequence[Tensor], fn: Callable[[Tensor], Tensor] | None = None, *,
                  picks: Sequence[int] | None = None, keep: int | None = 1) -> None:
@@ -479,6 +490,16 @@ class Videos(Sequence):
             while self.keep is not None and len(self._kept) > self.keep:
                 self._kept.pop(next(iter(self._kept)))
         return x
+
+    def rows(self, v: int, r: Tensor) -> Tensor:
+        """`self[v][r]`: video v's snippets r (len(r), ...). Where the source reads rows alone
+        (`cache.LazyVideos.rows`, or `Videos` over one), only those snippets are read from disk and
+        computed (`fn` acts on each snippet by itself), unless the video is kept in memory or
+        every video is kept (`keep=None`: the whole video is computed once, then kept)."""
+        if v in self._kept or self.keep is None or not hasattr(self.source, "rows"):
+            return self[v][r]
+        x = self.source.rows(self.picks[v], r)
+        return x if self.fn is None else self.fn(x)
 
 
 def fit_sample(videos: int, most: int) -> list[int]:
@@ -565,6 +586,11 @@ def features(cfg: Config, *, progress: bool | None = None) -> Features:
                     [path_of[v] for v in first["test"].video_ids], keys, pd.DataFrame(rows))
 
 
+def _video_rows(videos: Sequence[Tensor] | Tensor, v: int, r: Tensor) -> Tensor:
+    """Snippets r of video v: `videos.rows(v, r)` where it reads them alone (`Videos`), else `videos[v][r]`."""
+    return videos.rows(v, r) if isinstance(videos, Videos) else videos[v][r]
+
+
 class Snippets(torch.utils.data.Dataset):
     """TSN's segments over the cached snippets: items `((maps, pooled), y, index)`, x of shape
     (T, C, h, w) and (T, D).
@@ -579,7 +605,8 @@ class Snippets(torch.utils.data.Dataset):
     The snippets of a window are cut into T equal segments (segment t holds its snippets
     [t P // T, (t + 1) P // T), at least one: a window of fewer than T snippets repeats some).
     Training: one item per window, a random snippet in every segment and, with a crop axis,
-    one random crop (the same for the T snippets), drawn anew each time. Testing: `groups`
+    one random crop (the same for the T snippets), drawn anew each time; per video, a training
+    item reads only its T snippets where `maps` and `pooled` can (`Videos.rows`). Testing: `groups`
     items per window x crops, group g taking the snippet at fraction (g + 1/2) / groups of
     every segment (the paper's 4 equally spaced positions).
     """
@@ -626,7 +653,9 @@ class Snippets(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[tuple[Tensor, Tensor], Tensor, int]:
         w, g, c = self.items[i]
         r = self.windows[w, 0] + self.rows(g, w)
-        if self.per_video:  # one video read (or computed) per item
+        if self.per_video and self.train:  # its T snippets read (or computed) alone where the videos can
+            m, p = _video_rows(self.maps, w, r), _video_rows(self.pooled, w, r)
+        elif self.per_video:  # a test video's items come one after another: the video read once, kept
             m, p = self.maps[w][r], self.pooled[w][r]             # (T, [crops,] C, h, w), (T, [crops,] D)
         else:
             m, p = self.maps[r], self.pooled[r]
