@@ -504,3 +504,24 @@ def test_table8_maps_are_read_per_video_and_equal_the_concatenated_ones(tmp_path
         assert w == w2 and len(reader._kept) <= 1
     with pytest.raises(IndexError, match="one video"):
         feats.maps["test"][torch.tensor([0, int(feats.offsets["test"][1])])]  # rows of two videos
+    # training items (actions): once a file was checked, an item reads only its T snippets, the in-memory values
+    train, _ = runs.datasets(runs.key("both", seed=0))
+    ref = RL.Snippets(torch.cat([t(x) for x in eager[cfg.position]["train"].features]),
+                      torch.cat([st(x.mean(dim=(-2, -1))) for x in eager["conv5_3"]["train"].features]),
+                      runs.train_items[1], T=cfg.T, train=True, groups=cfg.groups, windows=runs.train_items[0])
+    train_reader = feats.maps["train"].videos.source.reader
+    for i in range(len(train)):
+        train[i]                                         # the first pass checks every training file whole
+    for i in range(len(train)):
+        for kept in (feats.maps["train"].videos._kept, feats.pooled["train"].videos._kept,
+                     feats.pooled["train"].videos.source._kept, train_reader._kept):
+            kept.clear()                                 # nothing held in memory: the draw reads from disk
+        reads, rows = train_reader.reads, train_reader.rows_read
+        torch.manual_seed(i)
+        (m, p), y, w = train[i]
+        assert (train_reader.reads, train_reader.rows_read - rows) == (reads, cfg.T)
+        torch.manual_seed(i)
+        (m2, p2), y2, w2 = ref[i]
+        torch.testing.assert_close(m, m2, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(p, p2, rtol=1e-4, atol=1e-4)
+        assert torch.equal(y, y2) and w == w2

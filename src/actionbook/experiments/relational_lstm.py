@@ -522,12 +522,21 @@ class SnippetRows:
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def __getitem__(self, r: Tensor) -> Tensor:
+    def _video(self, r: Tensor) -> tuple[int, Tensor]:
         r = torch.as_tensor(r).long()
         v = int(torch.searchsorted(self.offsets, r.min(), right=True)) - 1
         if not 0 <= v < len(self.videos) or int(r.max()) >= int(self.offsets[v + 1]):
             raise IndexError(f"rows {r.tolist()} do not lie in one video (offsets {self.offsets.tolist()[:5]}...)")
-        return self.videos[v][r - self.offsets[v]]
+        return v, r - self.offsets[v]
+
+    def __getitem__(self, r: Tensor) -> Tensor:
+        v, rv = self._video(r)
+        return self.videos[v][rv]
+
+    def rows(self, r: Tensor) -> Tensor:
+        """`self[r]`, reading only those snippets where the videos can (`Videos.rows`): a training draw."""
+        v, rv = self._video(r)
+        return _video_rows(self.videos, v, rv)
 
 
 def features(cfg: Config, *, progress: bool | None = None) -> Features:
@@ -605,8 +614,8 @@ class Snippets(torch.utils.data.Dataset):
     The snippets of a window are cut into T equal segments (segment t holds its snippets
     [t P // T, (t + 1) P // T), at least one: a window of fewer than T snippets repeats some).
     Training: one item per window, a random snippet in every segment and, with a crop axis,
-    one random crop (the same for the T snippets), drawn anew each time; per video, a training
-    item reads only its T snippets where `maps` and `pooled` can (`Videos.rows`). Testing: `groups`
+    one random crop (the same for the T snippets), drawn anew each time; a training item reads
+    only its T snippets where `maps` and `pooled` can (`Videos.rows`, `SnippetRows.rows`). Testing: `groups`
     items per window x crops, group g taking the snippet at fraction (g + 1/2) / groups of
     every segment (the paper's 4 equally spaced positions).
     """
@@ -657,6 +666,8 @@ class Snippets(torch.utils.data.Dataset):
             m, p = _video_rows(self.maps, w, r), _video_rows(self.pooled, w, r)
         elif self.per_video:  # a test video's items come one after another: the video read once, kept
             m, p = self.maps[w][r], self.pooled[w][r]             # (T, [crops,] C, h, w), (T, [crops,] D)
+        elif self.train and isinstance(self.maps, SnippetRows) and isinstance(self.pooled, SnippetRows):
+            m, p = self.maps.rows(r), self.pooled.rows(r)          # a window's T snippets read alone
         else:
             m, p = self.maps[r], self.pooled[r]
         if self.crops:
