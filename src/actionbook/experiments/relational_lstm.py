@@ -576,8 +576,9 @@ def features(cfg: Config, *, progress: bool | None = None) -> Features:
                 keys[f"{stream}/{position}/{sub}"] = _position_key(fs)
                 rows.append({"stream": STREAM_NAMES[stream], "position": position, "layer": cfg.layer(position),
                              "subset": sub, "videos": len(fs),
-                             "snippet": "x".join(map(str, fs.features[0].shape[1:])), "cache key": fs.key,
-                             "computed": computed[position]})
+                             "snippet": "x".join(map(str, fs.features[0].shape[1:])),
+                             "conv5_1 stored as": fs.spec.get("storage", "float32"),
+                             "cache key": fs.key, "computed": computed[position]})
             # each video's maps read from the cache when drawn (`Videos`); transforms fitted on a sample
             sample = fit_sample(len(sets["train"]), cfg.fit_videos)
             if position == POSITIONS[-1]:  # the local branch's and TSN's input, standardised per dimension
@@ -1203,7 +1204,9 @@ def multilabel_features(cfg: Config, *, progress: bool | None = None) -> MultiLa
             keys[f"rgb/{p}/{sub}"] = _position_key(fs)
             rows.append({"position": p, "layer": c.layer(p), "subset": sub, "videos": len(fs),
                          "snippets": int(out["offsets"][sub][-1]),
-                         "snippet": "x".join(map(str, fs.features[0].shape[1:])), "cache key": fs.key})
+                         "snippet": "x".join(map(str, fs.features[0].shape[1:])),
+                         "conv5_1 stored as": fs.spec.get("storage", "float32"),
+                         "cache key": fs.key})
     # as `features`: each video read when drawn, the transforms fitted on a sample of training videos
     sample = fit_sample(len(first["train"]), c.fit_videos)
     t = MapTransform.fit(c, Videos(first["train"].features, picks=sample))
