@@ -90,6 +90,19 @@ def test_ci_config_names_every_scaled_down_choice():
         replace(c, pool=4)
 
 
+def test_full_mode_stores_conv5_1_in_float16_and_ci_in_float32(monkeypatch):
+    from actionbook.features import extract
+
+    assert RL.config("full").storage == "float16" and RL.config("ci").storage == "float32"
+    with pytest.raises(ValueError, match="storage"):
+        replace(RL.config("ci"), storage="bfloat16")
+    seen = []
+    monkeypatch.setattr(extract, "extract_features", lambda **kw: seen.append(kw["storage"]))
+    for mode in ("full", "ci"):
+        RL._extract(RL.config(mode), stream="rgb", layer="conv5_1_map", subset="train", progress=False)
+    assert seen == ["float16", "float32"]
+
+
 def test_full_mode_stops_before_work_when_the_dataset_is_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("ACTIONBOOK_DATA", str(tmp_path))
     with pytest.raises(DatasetError, match="ucf101"):

@@ -117,13 +117,14 @@ class Config:
     flow_method: str = "tvl1"
     flow_length: int = 10      # flow fields per snippet
     reduce: int | None = None  # ci: the maps' channels reduced by a PCA fitted on training maps
+    grid: int | None = None    # ci: larger maps average-pooled to grid x grid positions (None: as they are)
     # the dtype the cached conv5_1 maps are stored in on disk (`extract_features(storage=)`), read back as
     # float32. full: float16, half of 571 GB at UCF-101 size. conv5_1 is a residual unit's output after its
-    # ReLU: values >= 0 and, for an ImageNet ResNet, a few tens at most, far below float16's 65504 (a value
-    # beyond it stops the extraction with an error); float16 keeps 11 significant bits (relative rounding
-    # <= 2^-11), bfloat16 only 8 for a range these maps do not need. ci: float32, so its numbers stay as they were.
+    # ReLU: values >= 0 and, for an ImageNet ResNet, expected far below float16's largest, 65504 (a value
+    # beyond it stops the extraction with an error, never an inf on disk); float16 keeps 11 significant bits
+    # (relative rounding <= 2^-11), bfloat16 only 8 for a range these maps do not need.
+    # ci: float32, so that its numbers stay the ones it had.
     storage: str = "float16"
-    grid: int | None = None    # ci: larger maps average-pooled to grid x grid positions (None: as they are)
     # the model (Sec. 4) and its training (Sec. 5.2)
     T: int = 8
     T_grid: tuple[int, ...] = (6, 8, 10, 12)   # Table 3
