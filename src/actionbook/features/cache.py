@@ -3,8 +3,8 @@
 An *entry* holds the features of one dataset split (train or test) for one extractor
 configuration. Its name (the KEY) is a hash of everything that determines the numbers --
 the dataset and its identity, split and subset, backbone and weights, layer, sampling and
-its parameters, crops, modality, flow method, and `EXTRACTOR_VERSION` -- so a changed
-setting gets a new entry and can never return stale tensors:
+its parameters, crops, modality, flow method, the stored dtype when it is not float32, and
+`EXTRACTOR_VERSION` -- so a changed setting gets a new entry and can never return stale tensors:
 
     <cache_dir()>/features/<KEY>/
         key.json                  what the entry is (the full key), the expected tensor shape
