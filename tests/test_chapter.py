@@ -71,6 +71,61 @@ def test_run_cache_resumes_a_killed_run_and_keeps_its_result(tmp_path, monkeypat
     assert cache.folder(key, tc, {"features": "other"}) != folder
 
 
+class _Table:
+    """A chapter's `Runs` in miniature: a key -> its run through one `RunCache`; counts the runs trained here."""
+
+    def __init__(self, workers: int, *, fail: str | None = None) -> None:
+        self.cache = chapter.RunCache("t", threads=1, workers=workers)
+        self.x, self.y = _data()
+        self.fail, self.trained_here = fail, []
+
+    def data(self, key: _Key) -> tuple[chapter.VideoFeatures, chapter.VideoFeatures]:
+        if key.name == self.fail:
+            raise RuntimeError(f"run {key.name} cannot be trained")
+        self.trained_here.append(key)  # in a forked worker this list is the worker's copy
+        x = [t * (1 + 0.1 * len(key.name)) for t in self.x]  # each key its own data
+        return chapter.VideoFeatures([x], self.y, train=True), chapter.VideoFeatures([x], self.y)
+
+    def get(self, key: _Key) -> engine.EvalResult:
+        tc = engine.TrainConfig(epochs=2, batch_size=4, lr=0.1, seed=key.seed, device="cpu")
+        return self.cache.get(key, model=_Mean, data=lambda: self.data(key), train=tc, identity={}, seed=key.seed)
+
+
+KEYS = [_Key(n, s) for n in ("a", "bb", "ccc") for s in (0, 1)]
+
+
+def test_train_all_in_workers_gives_the_numbers_of_one_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "one"))
+    one = _Table(workers=1)
+    one.cache.train_all(one.get, KEYS)
+    assert one.trained_here == KEYS  # one worker: every run here, in turn
+
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "two"))
+    two = _Table(workers=2)
+    two.get(KEYS[0])  # one run already on disk: read, not trained again
+    two.trained_here.clear()
+    two.cache.train_all(two.get, KEYS)
+    assert two.trained_here == []  # the five missing runs were trained in the forked workers
+    assert len(list((tmp_path / "two" / "runs" / "t").glob("*/result.pt"))) == len(KEYS)
+    for key in KEYS:  # bit for bit: each run on one thread, whichever process trained it
+        assert torch.equal(two.get(key).video_scores, one.get(key).video_scores), key
+
+
+def test_train_all_shows_a_failed_run_s_own_error_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path))
+    table = _Table(workers=2, fail="bb")
+    with pytest.raises(RuntimeError, match="run bb cannot be trained"):
+        table.cache.train_all(table.get, KEYS)
+    # the runs the workers finished are on disk: a page run again trains only what failed
+    done = {k for k in KEYS if k.name != "bb"}
+    before = {f: f.stat().st_mtime_ns for f in (tmp_path / "runs" / "t").glob("*/result.pt")}
+    assert len(before) == len(done)
+    table.fail = None
+    table.cache.train_all(table.get, KEYS)
+    after = {f: f.stat().st_mtime_ns for f in (tmp_path / "runs" / "t").glob("*/result.pt")}
+    assert len(after) == len(KEYS) and all(after[f] == t for f, t in before.items())
+
+
 def test_outcomes_one_row_per_video():
     scores = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     out = chapter.outcomes("A", 3, scores, torch.tensor([0, 0, 1]), video_ids=["x", "y", "z"],

@@ -12,7 +12,8 @@ claims. Nothing here knows which paper it serves.
     threads(n)                  run a block with n torch CPU threads
     VideoFeatures               the one adapter from cached features to the engine's (x, y, video) items
     RunCache                    the one cache over `engine.fit` / `engine.evaluate`: checkpoints every
-                                epoch and keeps each run's test result on disk, in both modes
+                                epoch and keeps each run's test result on disk, in both modes;
+                                `RunCache.train_all` trains a table's missing runs side by side
     claim_outcomes(...)         the outcomes of every condition a list of claims compares
     outcomes(...)               one row per (condition, seed, test video): was it right? (the audit's input)
     claims_table(...)           `actionbook.audit.audit` of a chapter's claims, saved as claims.csv
@@ -28,6 +29,8 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
@@ -250,11 +253,12 @@ class RunCache:
     """
 
     def __init__(self, chapter: str, *, version: str = "1", threads: int | None = None, progress: bool = False,
-                 eval_batch_size: int = 256, device: str = "auto", cache: bool = True) -> None:
+                 eval_batch_size: int = 256, device: str = "auto", cache: bool = True, workers: int = 1) -> None:
         self.chapter, self.version, self.threads, self.progress = chapter, version, threads, progress
-        self.eval_batch_size, self.device, self.cache = eval_batch_size, device, cache
+        self.eval_batch_size, self.device, self.cache, self.workers = eval_batch_size, device, cache, workers
         self.results: dict[Hashable, engine.EvalResult] = {}
         self.seconds: dict[Hashable, float] = {}
+        self._probing = False  # `train_all`'s first pass: `get` reports a missing run instead of training it
 
     def folder(self, key: Hashable, train: engine.TrainConfig, identity: dict[str, Any]) -> Path:
         """The run's folder: a hash of the chapter, version, key, training config and identity."""
@@ -283,10 +287,12 @@ class RunCache:
                 return self.results[key]
             except Exception:  # noqa: BLE001 - an unreadable result is trained again
                 done.unlink(missing_ok=True)
-        train_ds, test_ds = data()
-        seed_everything(seed)  # the initial weights depend on the seed only
-        net = model()
-        with threads(self.threads):
+        if self._probing:
+            raise _NotTrained(folder)
+        with threads(self.threads):  # all of a run on the same threads, whichever process trains it
+            train_ds, test_ds = data()
+            seed_everything(seed)  # the initial weights depend on the seed only
+            net = model()
             t0 = time.perf_counter()
             engine.fit(net, train_ds, None, train, ckpt_dir=folder, progress=self.progress)
             seconds = time.perf_counter() - t0
@@ -299,6 +305,81 @@ class RunCache:
                 torch.save({"result": dataclasses.asdict(result), "seconds": seconds}, f)
         self.results[key], self.seconds[key] = result, seconds
         return result
+
+    def train_all(self, get: Callable[[Any], Any], keys: Sequence[Any]) -> None:
+        """Make sure every run that `get(key)` needs is trained, `workers` runs at a time.
+
+        `get` is the chapter's way from a key to its result (`Runs.get`, `Runs.row`, ...); the
+        keys are a table's. A first pass asks `get` for each key without training: the results
+        already on disk are read, and the missing runs are listed (once each, by run folder).
+        With `workers` > 1 and two or more runs missing, they are trained in `workers` forked
+        processes that take the next missing run as they finish one (POSIX `fork`: the
+        features this process holds are shared with them, not copied or re-read). Each process
+        trains on the cache's `threads` (one in ci), as a run trained here would, and writes
+        the run's checkpoints and result to its folder, so a run gives the same numbers whichever
+        process trains it and however many there are. Last, `get(key)` here, for every key:
+        it reads what the workers wrote, and trains whatever they did not finish (a failed
+        run fails here, with its own error). An interrupted page stops its workers; their
+        runs resume from their last checkpoint, as any run does.
+
+        With one worker, results kept in memory only (`cache=False`), or no `fork` on this
+        system, it is `get(key)` for every key in turn.
+        """
+        keys = list(keys)
+        if self.workers > 1 and self.cache and hasattr(os, "fork"):
+            missing: dict[Path, Any] = {}
+            for key in keys:
+                self._probing = True
+                try:
+                    get(key)
+                except _NotTrained as e:
+                    missing.setdefault(e.folder, key)
+                finally:
+                    self._probing = False
+            if len(missing) > 1:
+                _train_in_workers(get, list(missing.values()), workers=self.workers, threads=self.threads)
+        for key in keys:
+            get(key)
+
+
+class _NotTrained(Exception):
+    """`RunCache.get` while probing: the run in `folder` is neither in memory nor on disk."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = folder
+
+
+def _train_worker(get: Callable[[Any], Any], keys: list[Any], taken: Any, threads_: int | None) -> None:
+    torch.set_num_threads(threads_ or 1)  # a forked process must not use the parent's OpenMP pool
+    while True:
+        with taken.get_lock():
+            i = taken.value
+            taken.value += 1
+        if i >= len(keys):
+            return
+        try:
+            get(keys[i])  # trains the run (or reads it, if another key's run was the same) and saves it
+        except Exception:  # noqa: BLE001 - left for the page's own process, which shows its error
+            continue
+
+
+def _train_in_workers(get: Callable[[Any], Any], keys: list[Any], *, workers: int, threads: int | None) -> None:
+    """`get(key)` for every key in `workers` forked processes, each taking the next key."""
+    ctx = multiprocessing.get_context("fork")
+    taken = ctx.Value("i", 0)
+    procs = [ctx.Process(target=_train_worker, args=(get, keys, taken, threads), daemon=True)
+             for _ in range(min(workers, len(keys)))]
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+    finally:  # interrupted (or failed to start one): no worker outlives the page
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join()
 
 
 # --------------------------------------------------------------------------- outcomes and claims

@@ -134,6 +134,7 @@ class Config:
     eval_batch_size: int = 256
     device: str = "auto"
     threads: int | None = None  # torch CPU threads while training the heads (None: torch's default)
+    workers: int = 1           # runs trained side by side, each on `threads` threads (`RunCache.train_all`): same numbers for any value
     # progress bars for extraction and training: off in both presets. In a page that papermill executes,
     # every epoch's bar became a line of the page (thousands in full mode); the runner reports progress
     # per notebook. Pass progress=True to `features` / `Runs` in an interactive session.
@@ -173,11 +174,11 @@ CONFIGS: dict[str, Config] = {
     # ln 20 = 3.0 (train accuracy about 10 %, high level 2.8 after 6 epochs); without dropout and
     # with the paper's 12 epochs (lr / 10 after 8) the high level reaches 2.5, the low level 1.5;
     # at most 5 clips per video instead of 20 (ci videos have 48-96 frames, 3-9 clips);
-    # centre crop only; one CPU thread (tiny heads gain nothing from two on a shared machine);
+    # centre crop only; one CPU thread per run (tiny heads gain nothing from two), two runs side by side;
     # small inputs and batches for the timings.
     "ci": Config(mode="ci", dataset="ci", layout="ucf101", dataset_label="generated benchmark (ci)",
                  paper_dataset="UCF-101", max_clips=5, train_crops="center", hidden_sizes=(8, 16, 32), hidden=32,
-                 dropout=0.0, lr=1e-3, lr_shallow=1e-2, threads=1,
+                 dropout=0.0, lr=1e-3, lr_shallow=1e-2, threads=1, workers=2,
                  timing=TimingConfig(rrn_batch=2, cnn3d_batch=8, frames=8, cnn3d_frames=8, image=32,
                                      cnn3d_image=32, repeats=7, warmup=1, head_input=128,
                                      head_hidden=256, head_layers=3, head_batch=8, threads=1)),
@@ -254,7 +255,7 @@ class Runs:
     def __init__(self, feats: dict[str, dict[str, FeatureSet]], cfg: Config, *, progress: bool | None = None,
                  cache: bool = True) -> None:
         self.feats, self.cfg = feats, cfg
-        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads,
+        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads, workers=cfg.workers,
                                       progress=cfg.progress if progress is None else progress,
                                       eval_batch_size=cfg.eval_batch_size, device=cfg.device, cache=cache)
 
@@ -327,15 +328,17 @@ def run_table1(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """
     c = runs.cfg
     width = _width(c.hidden_sizes)
-    return pd.DataFrame([{"width": width[h], **runs.row(RunKey("high", "mean", h, n, s))}
-                         for s in seed_list(seeds) for h in c.hidden_sizes for n in c.layer_counts])
+    keys = [RunKey("high", "mean", h, n, s) for s in seed_list(seeds) for h in c.hidden_sizes for n in c.layer_counts]
+    runs.cache.train_all(runs.get, keys)  # the missing runs, `cfg.workers` at a time
+    return pd.DataFrame([{"width": width[k.hidden], **runs.row(k)} for k in keys])
 
 
 def run_table2(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Paper Table 2: level x pooling at the default size; one row per cell x seed."""
     c = runs.cfg
-    return pd.DataFrame([runs.row(RunKey(lv, p, c.hidden, c.layers, s)) for s in seed_list(seeds)
-                         for p in POOLINGS for lv in LEVELS])
+    keys = [RunKey(lv, p, c.hidden, c.layers, s) for s in seed_list(seeds) for p in POOLINGS for lv in LEVELS]
+    runs.cache.train_all(runs.get, keys)
+    return pd.DataFrame([runs.row(k) for k in keys])
 
 
 def fused_scores(runs: Runs, *, seed: int) -> Tensor:
@@ -355,6 +358,7 @@ def fused_scores(runs: Runs, *, seed: int) -> Tensor:
 def run_table3(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Each level alone and their Eq. 10 fusion (MRRN), at the default size and pooling."""
     y = runs.labels("test")
+    runs.cache.train_all(runs.get, [runs.default(lv, s) for s in seed_list(seeds) for lv in LEVELS])
     rows = []
     for s in seed_list(seeds):
         for lv in LEVELS:

@@ -126,6 +126,7 @@ class Config:
     eval_batch_size: int = 64
     device: str = "auto"
     threads: int | None = None
+    workers: int = 1           # runs trained side by side, each on `threads` threads (`RunCache.train_all`): same numbers for any value
     progress: bool = False     # progress bars (off: in an executed page they print a line per update; the full-mode smoke test checks)
     extract_workers: int = 2
     notes: tuple[str, ...] = field(default_factory=tuple)  # what differs from the paper, in words
@@ -156,7 +157,7 @@ CONFIGS: dict[str, Config] = {
     # ci: the generated benchmark at toy size; each scaled-down choice is named in `notes`.
     "ci": replace(_FULL, mode="ci", dataset="ci", dataset_label="generated benchmark (ci)", base_map="layer2.0_map",
                   positions=("Block2", "Mid Block4", "Block4"), epochs=6, lr=1e-3, update_fraction=0.05, gru_steps=5,
-                  head_epochs=30, head_batch=32, threads=1, progress=False, extract_workers=1,
+                  head_epochs=30, head_batch=32, threads=1, workers=2, progress=False, extract_workers=1,
                   notes=("the ci ResNet-18 (2 BasicBlock units per stage, pretrained on generated still images) "
                          "stands in for the ImageNet ResNet-50",
                          "Block1 runs in full mode only: it trains every unit above the stem, on 14 x 14 maps, "
@@ -371,7 +372,7 @@ class Runs:
         """`pooled` / `maps` (by unit name) replace the cached features (tests of fabricated data)."""
         self.cfg = cfg
         progress = cfg.progress if progress is None else progress
-        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads, progress=progress,
+        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads, workers=cfg.workers, progress=progress,
                                       eval_batch_size=cfg.eval_batch_size, device=cfg.device, cache=cache)
         self._pooled: dict[str, dict[str, FeatureSet]] | None = pooled
         self._maps: dict[str, dict[str, FeatureSet]] = dict(maps or {})
@@ -498,29 +499,34 @@ class Runs:
 
 # --------------------------------------------------------------------------- tables
 
+def _table(runs: Runs, keys: Sequence[HeadKey | RunKey]) -> pd.DataFrame:
+    """One row per key; the missing runs are trained first, `cfg.workers` at a time."""
+    runs.cache.train_all(runs.row, keys)
+    return pd.DataFrame([runs.row(k) for k in keys])
+
+
 def run_table1(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Paper Table 1: average pooling vs GRU on block 2/3/4 features, with and without z-norm."""
-    return pd.DataFrame([runs.row(HeadKey(b, m, z, s)) for s in seed_list(seeds) for b in reversed(BLOCKS)
+    return _table(runs, [HeadKey(b, m, z, s) for s in seed_list(seeds) for b in reversed(BLOCKS)
                          for m in METHODS for z in (True, False)])
 
 
 def run_table2(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Paper Table 2: the (convolutional) temporal skip at each position this mode trains, context 2."""
     c = runs.cfg
-    return pd.DataFrame([runs.row(RunKey(p, c.table2_skip, 2, s)) for s in seed_list(seeds)
-                         for p in POSITIONS if p in c.positions])
+    return _table(runs, [RunKey(p, c.table2_skip, 2, s) for s in seed_list(seeds) for p in POSITIONS if p in c.positions])
 
 
 def run_table3(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Paper Table 3: identity, linear and non-linear skips at the best position, context 2."""
     c = runs.cfg
-    return pd.DataFrame([runs.row(RunKey(c.position, k, 2, s)) for s in seed_list(seeds) for k in SKIPS])
+    return _table(runs, [RunKey(c.position, k, 2, s) for s in seed_list(seeds) for k in SKIPS])
 
 
 def run_table4(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Paper Table 4: temporal context T (T - 1 skips ending at the best position, the best type)."""
     c = runs.cfg
-    return pd.DataFrame([runs.row(RunKey(c.position, c.skip, t, s)) for s in seed_list(seeds) for t in c.contexts])
+    return _table(runs, [RunKey(c.position, c.skip, t, s) for s in seed_list(seeds) for t in c.contexts])
 
 
 def _labels(cfg: Config) -> tuple[str, str]:

@@ -152,6 +152,7 @@ class Config:
     eval_batch_size: int = 64
     device: str = "auto"
     threads: int | None = None
+    workers: int = 1           # runs trained side by side, each on `threads` threads (`RunCache.train_all`): same numbers for any value
     progress: bool = False     # progress bars (off: in an executed page they print a line per update; the full-mode smoke test checks)
     extract_workers: int = 2
     fit_videos: int = 500      # training videos the maps' scale (and ci's PCA) and the pooled statistics are fitted on
@@ -211,7 +212,7 @@ CONFIGS: dict[str, Config] = {
                  flow_method="dis", reduce=16, grid=7, T=4, T_grid=(3, 4, 5, 6), epochs=10, epochs_temporal=10,
                  milestones=(7,), milestones_temporal=(7,), optimizer="adam", lr=0.01, dropout=0.0,
                  dropout_temporal=0.0, bn_momentum=0.05,
-                 threads=1, progress=False, extract_workers=1, eval_batch_size=256, ml_step=3, clip_frames=40,
+                 threads=1, workers=2, progress=False, extract_workers=1, eval_batch_size=256, ml_step=3, clip_frames=40,
                  keep_maps=None, storage="float32",
                  notes=("the ci ResNet-18 (pretrained on generated still images), read at 56 px",
                         "conv5_1 / conv5_2 / conv5_3 played by layer1.1 (14x14x64), layer2.0 and layer2.1 "
@@ -722,7 +723,7 @@ class Runs:
         self.feats, self.cfg = feats, cfg
         self.classes, self.video_ids = feats.classes, feats.video_ids  # the test videos' ids, in score order
         show = cfg.progress if progress is None else progress
-        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads, progress=show,
+        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads, workers=cfg.workers, progress=show,
                                       eval_batch_size=cfg.eval_batch_size, device=cfg.device, cache=cache)
 
     def labels(self, subset: str = "test") -> Tensor:
@@ -800,6 +801,8 @@ _STREAM_LABEL = {"rgb": "spatial", "flow": "temporal", "two-stream": "two-stream
 
 def _rows(runs: Runs, model: str, seeds: Sequence[int], cols: dict[str, Any], **change: Any) -> list[dict[str, Any]]:
     y = runs.labels("test")
+    models = ("tsn", "nonlocal") if model == "ensemble" else (model,)
+    runs.cache.train_all(runs.get, [runs.key(m, st, seed=s, **change) for s in seeds for m in models for st in STREAMS])
     out = []
     for s in seeds:
         for st in STREAM_COLUMNS:
@@ -1302,7 +1305,7 @@ class MultiLabelRuns:
         self.feats, self.cfg = feats, multilabel_config(cfg)
         self.classes, self.video_ids = feats.classes, feats.video_ids
         show = self.cfg.progress if progress is None else progress
-        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=self.cfg.threads, progress=show,
+        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=self.cfg.threads, workers=self.cfg.workers, progress=show,
                                       eval_batch_size=self.cfg.eval_batch_size, device=self.cfg.device, cache=cache)
         self.train_items = action_items(feats)
         self.test_items = clip_items(feats, self.cfg)
@@ -1350,6 +1353,7 @@ def run_table8(runs: MultiLabelRuns, *, seeds: int | Sequence[int] = 5) -> pd.Da
     logits max-pooled (the paper's), and for comparison averaged. Columns: method, seed, mAP,
     mAP_mean_clips, clip_mAP (single clips against their video's labels)."""
     y = runs.targets()
+    runs.cache.train_all(runs.get, [runs.key(m, seed=s) for s in seed_list(seeds) for m in TABLE8_MODELS])
     rows = []
     for s in seed_list(seeds):
         for m, name in TABLE8_MODELS.items():
