@@ -111,6 +111,12 @@ def test_train_all_in_workers_gives_the_numbers_of_one_process(tmp_path, monkeyp
         assert torch.equal(two.get(key).video_scores, one.get(key).video_scores), key
 
 
+def test_workers_need_a_fixed_thread_count():
+    with pytest.raises(ValueError, match="workers=2 needs a fixed thread count"):
+        chapter.RunCache("t", workers=2)  # threads=None: torch's default here, another in a worker
+    chapter.RunCache("t", workers=1)  # one process: any thread setting
+
+
 def test_train_all_shows_a_failed_run_s_own_error_here(tmp_path, monkeypatch):
     monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path))
     table = _Table(workers=2, fail="bb")

@@ -256,6 +256,9 @@ class RunCache:
                  eval_batch_size: int = 256, device: str = "auto", cache: bool = True, workers: int = 1) -> None:
         self.chapter, self.version, self.threads, self.progress = chapter, version, threads, progress
         self.eval_batch_size, self.device, self.cache, self.workers = eval_batch_size, device, cache, workers
+        if workers > 1 and threads is None:  # a worker cannot use "torch's default": it would differ from here
+            raise ValueError(f"RunCache({chapter!r}): workers={workers} needs a fixed thread count per run "
+                             "(threads=1, say), so that a run gives the same numbers in any process")
         self.results: dict[Hashable, engine.EvalResult] = {}
         self.seconds: dict[Hashable, float] = {}
         self._probing = False  # `train_all`'s first pass: `get` reports a missing run instead of training it
@@ -337,7 +340,7 @@ class RunCache:
                 finally:
                     self._probing = False
             if len(missing) > 1:
-                _train_in_workers(get, list(missing.values()), workers=self.workers, threads=self.threads)
+                _train_in_workers(get, list(missing.values()), workers=self.workers, threads=int(self.threads or 1))
         for key in keys:
             get(key)
 
@@ -350,8 +353,8 @@ class _NotTrained(Exception):
         self.folder = folder
 
 
-def _train_worker(get: Callable[[Any], Any], keys: list[Any], taken: Any, threads_: int | None) -> None:
-    torch.set_num_threads(threads_ or 1)  # a forked process must not use the parent's OpenMP pool
+def _train_worker(get: Callable[[Any], Any], keys: list[Any], taken: Any, threads_: int) -> None:
+    torch.set_num_threads(threads_)  # before any work: the parent's OpenMP threads do not exist here
     while True:
         with taken.get_lock():
             i = taken.value
@@ -364,7 +367,7 @@ def _train_worker(get: Callable[[Any], Any], keys: list[Any], taken: Any, thread
             continue
 
 
-def _train_in_workers(get: Callable[[Any], Any], keys: list[Any], *, workers: int, threads: int | None) -> None:
+def _train_in_workers(get: Callable[[Any], Any], keys: list[Any], *, workers: int, threads: int) -> None:
     """`get(key)` for every key in `workers` forked processes, each taking the next key."""
     ctx = multiprocessing.get_context("fork")
     taken = ctx.Value("i", 0)
