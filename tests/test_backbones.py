@@ -179,10 +179,13 @@ def _shapes(*, n: int, size: int, seed: int):
 def test_pretraining_is_cached_and_inflation_keeps_its_accuracy(tmp_path):
     from actionbook.features import pretrain as P
 
-    cfg = P.PretrainConfig(n_train=32, n_test=16, size=24, crop=20, epochs=1, batch_size=32, n_test_3d=16)
+    cfg = P.PretrainConfig(n_train=32, n_test=16, size=24, crop=20, epochs=2, batch_size=32, n_test_3d=16)
     report = P.pretrain(cfg, images=_shapes, root=tmp_path, progress=False)
     assert report["key"] == P.pretrain_key(cfg) and report["chance"] == 0.5
     assert 0 <= report["test_accuracy"] <= 1
+    # the held-out accuracy after every epoch; the last one is the final network's
+    assert [c["epoch"] for c in report["curve"]] == [1, 2]
+    assert report["curve"][-1]["test_accuracy"] == report["test_accuracy"]
     # on still clips the inflated 3D network computes the 2D network's logits: same accuracy
     assert report["inflated_3d_test_accuracy"] == pytest.approx(report["test_accuracy"])
     files = sorted(p.name for p in tmp_path.iterdir())

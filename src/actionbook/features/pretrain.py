@@ -44,19 +44,25 @@ from actionbook.io import atomic_write, read_json, write_json
 from actionbook.paths import cache_dir
 from actionbook.seed import rng_state, seed_everything, set_rng_state
 
-VERSION = 3  # bump when the training recipe changes: every cached weight is then retrained
-# (3: a style per image, several objects, presence labels; 2: one object on 64 shared styles)
+VERSION = 4  # bump when the training recipe changes: every cached weight is then retrained
+# (4: 8 epochs, held-out accuracy after every epoch in the report; 3: a style per image, several
+# objects, presence labels; 2: one object on 64 shared styles)
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """The ci pretraining recipe (small on purpose: all of it must take <= 3 min on 2 cores)."""
+    """The ci pretraining recipe (small on purpose: a few minutes on 2 cores).
+
+    `epochs` was chosen on the held-out stills alone (they share no style with the benchmark):
+    with 4 epochs the network still underfits (held-out 48%, train 53% in the run that showed
+    it) and its held-out accuracy climbs steeply until ~8 (81%); the report's `curve` records
+    the held-out accuracy after every epoch of the run, so the book shows where it stands."""
 
     n_train: int = 8000
     n_test: int = 600
     size: int = 64           # image side, pixels (the ci benchmark's frame size)
     crop: int = 56           # network input: random crops in training, the centre in testing (as in extraction)
-    epochs: int = 4
+    epochs: int = 8
     batch_size: int = 64
     lr: float = 2e-3         # Adam, cosine decay to 0
     weight_decay: float = 1e-4
@@ -168,7 +174,8 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     steps = cfg.epochs * ((cfg.n_train + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     bar = tqdm(total=steps, desc="ci pretraining (ResNet-18)", unit="step", disable=not progress)
-    for _ in range(cfg.epochs):
+    curve = []  # held-out main-kind accuracy after each epoch: is the network still learning?
+    for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(cfg.n_train, generator=g)
         for i in range(0, cfg.n_train, cfg.batch_size):
@@ -181,6 +188,7 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
             sched.step()
             bar.update()
             bar.set_postfix({n: f"{v.item():.3f}" for n, v in parts.items()})
+        curve.append(dict(epoch=epoch + 1, test_accuracy=_accuracy(model, x_test, y_test, k)))
     bar.close()
     model.eval()
     with torch.no_grad():
@@ -195,7 +203,8 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     report = dict(
         key=pretrain_key(cfg), config=asdict(cfg), classes=list(d.kinds),
         train_accuracy=_accuracy(model, _center(x_train[:cfg.n_test], cfg.crop), y_train[:cfg.n_test], k),
-        test_accuracy=_accuracy(model, x_test, y_test, k),
+        test_accuracy=curve[-1]["test_accuracy"] if curve else _accuracy(model, x_test, y_test, k),
+        curve=curve,
         test_losses={n: float(v) for n, v in test_parts.items()},
         inflated_3d_test_accuracy=_accuracy(net3d, x_test[:cfg.n_test_3d], y_test[:cfg.n_test_3d], k,
                                             clip_frames=cfg.clip_frames),
@@ -219,5 +228,6 @@ def ci_state_dict(cfg: PretrainConfig = PretrainConfig(), *, root: Path | None =
 
 
 def report(cfg: PretrainConfig = PretrainConfig(), *, root: Path | None = None) -> dict:
-    """What the pretraining recorded: accuracies (train, held-out, inflated 3D), chance, seconds."""
+    """What the pretraining recorded: accuracies (train, held-out, inflated 3D), the held-out
+    accuracy after every epoch (`curve`), chance, seconds."""
     return pretrain(cfg, root=root)
