@@ -68,13 +68,14 @@ def features(net: torchvision.models.ResNet, frames: torch.Tensor, layers: list[
     return out.view(*frames.shape[:2], -1)
 
 
-def linear_probe(xtr, ytr, xte, *, steps: int = 300, wd: float = 1e-3, seed: int = 0):
-    """A standardized multinomial logistic regression; returns (train predictions, test predictions)."""
+def linear_probe(xtr, ytr, xte, *, steps: int = 300, wd: float = 1e-3, seed: int = 0, classes: int = len(CLASSES)):
+    """A standardized multinomial logistic regression over `classes` labels 0..classes-1;
+    returns (train predictions, test predictions)."""
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
     g = torch.Generator().manual_seed(seed)
-    w = (torch.randn(xtr.shape[1], len(CLASSES), generator=g) * 0.01).requires_grad_()
-    b = torch.zeros(len(CLASSES), requires_grad=True)
+    w = (torch.randn(xtr.shape[1], classes, generator=g) * 0.01).requires_grad_()
+    b = torch.zeros(classes, requires_grad=True)
     opt = torch.optim.Adam([w, b], lr=1e-2)
     y = torch.as_tensor(ytr)
     for _ in range(steps):
