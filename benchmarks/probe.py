@@ -43,19 +43,18 @@ from actionbook.features.ci_nets import CI_MEAN, CI_STD
 FRAMES, SEGMENTS, CROP = 16, 8, 56
 
 
+def sample(video: torch.Tensor) -> torch.Tensor:
+    """(T, H, W, 3) uint8 video -> (F, 3, 56, 56): FRAMES evenly spaced frames, centre crop (as extraction)."""
+    idx = np.linspace(0, len(video) - 1, FRAMES).round().astype(int)
+    v = video[idx].permute(0, 3, 1, 2)  # (F, 3, H, W)
+    top, left = (v.shape[-2] - CROP) // 2, (v.shape[-1] - CROP) // 2
+    return v[..., top:top + CROP, left:left + CROP]
+
+
 def load_frames(root, split: int, subset: str) -> tuple[torch.Tensor, np.ndarray]:
     """(V, F, 3, 56, 56) uint8 frames and (V,) labels of one split's subset."""
     recs = read_ucf101(videos=root / "videos", splits=root / "splits", split=split, subset=subset)
-    clips, labels = [], []
-    for r in recs:
-        video = read_video(r.path)  # (T, H, W, 3) uint8
-        idx = np.linspace(0, len(video) - 1, FRAMES).round().astype(int)
-        v = video[idx].permute(0, 3, 1, 2)  # (F, 3, H, W)
-        top = (v.shape[-2] - CROP) // 2
-        left = (v.shape[-1] - CROP) // 2
-        clips.append(v[..., top:top + CROP, left:left + CROP])
-        labels.append(r.label)
-    return torch.stack(clips), np.asarray(labels)
+    return torch.stack([sample(read_video(r.path)) for r in recs]), np.asarray([r.label for r in recs])
 
 
 @torch.no_grad()

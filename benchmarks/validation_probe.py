@@ -39,20 +39,17 @@ import torchvision
 from actionbook.data.generate import CATEGORIES, CLASSES, render_video, test_groups
 from actionbook.features import pretrain as P
 
-from probe import CROP, FRAMES, SEGMENTS, features, linear_probe
+from probe import SEGMENTS, features, linear_probe, sample
 
 
 def render(groups: list[int], clips: list[int], *, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
-    """(V, F, 3, 56, 56) uint8 centre crops of FRAMES evenly spaced frames, and (V,) labels."""
+    """(V, F, 3, 56, 56) uint8 frames (`probe.sample`) of the videos rendered in memory, and (V,) labels."""
     xs, ys = [], []
     for label in range(len(CLASSES)):
         for group in groups:
             for clip in clips:
-                video = torch.from_numpy(render_video(preset="ci", seed=seed, label=label, group=group, clip=clip))
-                idx = np.linspace(0, len(video) - 1, FRAMES).round().astype(int)
-                v = video[idx].permute(0, 3, 1, 2)  # (F, 3, H, W)
-                top, left = (v.shape[-2] - CROP) // 2, (v.shape[-1] - CROP) // 2
-                xs.append(v[..., top:top + CROP, left:left + CROP])
+                video = render_video(preset="ci", seed=seed, label=label, group=group, clip=clip)  # (T, H, W, 3)
+                xs.append(sample(torch.from_numpy(video)))
                 ys.append(label)
     return torch.stack(xs), np.asarray(ys)
 

@@ -203,7 +203,7 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     report = dict(
         key=pretrain_key(cfg), config=asdict(cfg), classes=list(d.kinds),
         train_accuracy=_accuracy(model, _center(x_train[:cfg.n_test], cfg.crop), y_train[:cfg.n_test], k),
-        test_accuracy=curve[-1]["test_accuracy"] if curve else _accuracy(model, x_test, y_test, k),
+        test_accuracy=_accuracy(model, x_test, y_test, k),  # the final network, measured again
         curve=curve,
         test_losses={n: float(v) for n, v in test_parts.items()},
         inflated_3d_test_accuracy=_accuracy(net3d, x_test[:cfg.n_test_3d], y_test[:cfg.n_test_3d], k,
