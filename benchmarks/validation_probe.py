@@ -24,6 +24,11 @@ the fit videos and scored on the validation videos:
     python benchmarks/validation_probe.py
     python benchmarks/validation_probe.py --weights other.pt --layers layer3 layer4
 
+With `--clips rgb` or `--clips flow`, the features are instead the book's ci clip network of that
+stream (`backbones.backbone("r2plus1d_18", layer="pool", ...)`, video-pretrained) on every
+16-frame clip at stride 8 (the Res-LSTM chapter's grid; flow: DIS, as the chapter's): *mean*
+averages a video's clips, *ordered* concatenates 8 evenly spaced clips.
+
 Not a test; it decides nothing by itself, but a choice it informs is made on these groups only.
 """
 
@@ -54,6 +59,35 @@ def render(groups: list[int], clips: list[int], *, seed: int = 0) -> tuple[torch
     return torch.stack(xs), np.asarray(ys)
 
 
+@torch.no_grad()
+def clip_features(groups: list[int], clips: list[int], modality: str, *, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """(V, SEGMENTS + 1, 512): the mean over each video's clips, then 8 evenly spaced clips' features;
+    and (V,) labels. The videos are rendered in memory, as `render`'s."""
+    from actionbook.data.flow import compute_flow
+    from actionbook.data.sampling import clip_grid
+    from actionbook.features import backbones as B
+
+    net = B.backbone("r2plus1d_18", layer="pool", modality=modality, weights="ci", mode="ci")
+    xs, ys = [], []
+    for label in range(len(CLASSES)):
+        for group in groups:
+            for clip in clips:
+                video = render_video(preset="ci", seed=seed, label=label, group=group, clip=clip)  # (T, H, W, 3)
+                if modality == "rgb":
+                    v = torch.from_numpy(video).permute(0, 3, 1, 2)                        # (T, 3, H, W)
+                else:  # frame f reads the field f -> f+1, the last frame the last field (as extraction)
+                    fields = torch.from_numpy(compute_flow(video, method="dis")).permute(0, 3, 1, 2)
+                    v = torch.cat([fields, fields[-1:]])                                   # (T, 2, H, W)
+                top = (v.shape[-1] - 56) // 2
+                v = v[..., top:top + 56, top:top + 56].float() / 255
+                grid = torch.tensor(clip_grid(len(v), length=16, stride=8))                # (K, 16)
+                f = torch.cat([net(v[g].transpose(0, 1)[None]) for g in grid])              # (K, 512)
+                pick = np.linspace(0, len(f) - 1, SEGMENTS).round().astype(int)
+                xs.append(torch.cat([f.mean(0, keepdim=True), f[pick]]))                   # (1 + SEGMENTS, 512)
+                ys.append(label)
+    return torch.stack(xs), np.asarray(ys)
+
+
 def within_category(xtr: torch.Tensor, ytr: np.ndarray, xva: torch.Tensor, yva: np.ndarray) -> dict[str, float]:
     """Validation accuracy of a 4-way linear probe per coarse category (its own classes only)."""
     out = {}
@@ -73,10 +107,24 @@ def main() -> None:
     ap.add_argument("--fit-groups", type=int, nargs="+", default=[3, 4, 5, 6])
     ap.add_argument("--val-groups", type=int, nargs="+", default=[7, 8])
     ap.add_argument("--val-clips", type=int, default=6)
+    ap.add_argument("--clips", choices=("rgb", "flow"), help="the ci clip network of this stream instead")
     args = ap.parse_args()
     held_out = set(test_groups("ci", 1))
     if held_out & set(args.fit_groups + args.val_groups):
         ap.error(f"groups {sorted(held_out)} are split 1's test groups: never fit or validate on them")
+    if args.clips:
+        start = time.perf_counter()
+        (ftr, ytr), (fva, yva) = (clip_features(g, c, args.clips) for g, c in
+                                  ((args.fit_groups, [1, 2]), (args.val_groups, list(range(1, args.val_clips + 1)))))
+        print(f"fit: groups {args.fit_groups} clips 1-2 ({len(ytr)} videos); validation: groups {args.val_groups} "
+              f"clips 1-{args.val_clips} ({len(yva)} videos); the ci {args.clips} clip network; 4-way within each "
+              f"category, chance 25%")
+        print(f"{'probe':8s}" + "".join(f"{c:>16s}" for c in CATEGORIES))
+        for name, (a, b) in {"mean": (ftr[:, 0], fva[:, 0]), "ordered": (ftr[:, 1:].flatten(1), fva[:, 1:].flatten(1))}.items():
+            acc = within_category(a, ytr, b, yva)
+            print(f"{name:8s}" + "".join(f"{100 * acc[c]:15.1f}%" for c in CATEGORIES), flush=True)
+        print(f"({time.perf_counter() - start:.0f} s)")
+        return
     torch.manual_seed(0)
     net = torchvision.models.resnet18(num_classes=1)
     state = torch.load(args.weights, map_location="cpu", weights_only=True) if args.weights else P.ci_state_dict()

@@ -212,3 +212,99 @@ def test_pretraining_runs_under_no_grad_and_leaves_the_callers_random_stream(tmp
         P.pretrain(cfg, images=_shapes, root=tmp_path, progress=False)
         assert not torch.is_grad_enabled(), "the caller's no_grad is restored"
     assert torch.equal(torch.rand(3), expected), "pretraining moved the caller's random stream"
+
+
+def test_motion_clips_are_balanced_seeded_and_paired_with_their_reverse():
+    from actionbook.data import _render as R
+    from actionbook.data.generate import MOTIONS, BenchmarkError, _motion_track, motion_clips
+
+    d = motion_clips(n=20, frames=9, size=32, seed=4)
+    assert d.clips.shape == (20, 9, 32, 32, 3) and d.clips.dtype == np.uint8
+    assert np.bincount(d.labels).tolist() == [2] * len(MOTIONS)
+    assert [MOTIONS[r] for r in d.reverse[:4]] == ["MoveRight", "MoveLeft", "MoveDown", "MoveUp"]
+    assert np.array_equal(d.clips, motion_clips(n=20, frames=9, size=32, seed=4).clips)
+    assert not np.array_equal(d.clips, motion_clips(n=20, frames=9, size=32, seed=5).clips)
+    assert d.clips[:, 0].std() > 0 and not np.array_equal(d.clips[:, 0], d.clips[:, -1])  # it moves
+    # each primitive does what its name says, and its pair partner the opposite
+    rng = np.random.default_rng(0)
+    tr = {m: _motion_track(rng, m, 12, 64, (1.0, 1.0, 1.0)) for m in MOTIONS}
+    assert np.all(np.diff(tr["MoveRight"].x) > 0) and np.all(np.diff(tr["MoveLeft"].x) < 0)
+    assert np.all(np.diff(tr["MoveDown"].y) > 0) and np.all(np.diff(tr["MoveUp"].y) < 0)
+    assert np.all(np.diff(tr["TurnClockwise"].angle) > 0) and np.all(np.diff(tr["TurnAnticlockwise"].angle) < 0)
+    assert tr["TurnClockwise"].kind in R._ROTATABLE
+    assert np.all(np.diff(tr["Grow"].size) > 0) and np.all(np.diff(tr["Shrink"].size) < 0)
+    assert np.all(np.diff(tr["FadeIn"].alpha) > 0) and np.all(np.diff(tr["FadeOut"].alpha) < 0)
+    for m in ("MoveRight", "MoveUp"):  # the whole path is in view
+        assert tr[m].x.min() >= 0 and tr[m].x.max() <= 64 and tr[m].y.min() >= 0 and tr[m].y.max() <= 64
+    with pytest.raises(BenchmarkError, match="frames >= 2"):
+        motion_clips(n=4, frames=1, size=32, seed=0)
+
+
+def _inflatable_base() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return B.ci_resnet18().state_dict()
+
+
+@pytest.mark.parametrize("modality", ["rgb", "flow"])
+def test_clip_pretraining_trains_the_top_only_breaks_time_symmetry_and_is_cached(tmp_path, modality, monkeypatch):
+    from actionbook.features import pretrain as P
+
+    cfg = P.ClipPretrainConfig(n_train=20, n_test=10, frames=8, size=32, crop=28, epochs=2, batch_size=10,
+                               restat_clips=10 if modality == "flow" else 0)
+    base = _inflatable_base()
+    report = P.pretrain_clips(modality, cfg, root=tmp_path, base=base, progress=False)
+    assert report["key"] == P.clip_pretrain_key(modality, cfg) and report["chance"] == 0.1
+    assert report["frozen"] == ["stem", "layer1", "layer2"] and report["trained"] == ["layer3", "layer4", "fc"]
+    assert [c["epoch"] for c in report["curve"]] == [1, 2]
+    assert report["curve"][-1]["test_accuracy"] == report["test_accuracy"]
+    assert 0 <= report["reversed_accuracy"] <= 1
+    state = P.ci_clip_state_dict(modality, cfg, root=tmp_path)
+    net = P.clip_network(modality, num_classes=10)
+    net.load_state_dict(state)  # strict: the modality's stem, the trunk and the 10-way head
+    assert net.stem[0].weight.shape[1] == (3 if modality == "rgb" else 2)
+    # the frozen layers are the inflated ones (their BatchNorm statistics re-estimated on flow); the
+    # trained ones changed
+    inflated = B.inflate_resnet(base)
+    assert torch.equal(state["layer2.0.conv1.0.weight"], inflated["layer2.0.conv1.0.weight"])
+    stats_kept = torch.equal(state["layer2.0.conv1.1.running_var"], inflated["layer2.0.conv1.1.running_var"])
+    assert stats_kept == (modality == "rgb")
+    trained = state["layer3.0.conv1.0.weight"]  # (out, in, t, k, k)
+    assert not torch.equal(trained, inflated["layer3.0.conv1.0.weight"])
+    # inflation repeats a kernel over time (first tap = last tap); training breaks the symmetry
+    assert not torch.allclose(trained[:, :, 0], trained[:, :, 2])
+    # cached: a second call trains nothing
+    monkeypatch.setattr(P, "_train_clips", lambda *a, **k: pytest.fail("retrained a cached clip network"))
+    assert P.pretrain_clips(modality, cfg, root=tmp_path, base=base) == report
+
+
+def test_clip_pretraining_keys():
+    import dataclasses
+
+    from actionbook.features import pretrain as P
+
+    cfg = P.clip_config("rgb")
+    assert P.clip_pretrain_key("rgb") == P.clip_pretrain_key("rgb", cfg) != P.clip_pretrain_key("flow")
+    assert P.clip_pretrain_key("rgb") != P.clip_pretrain_key("rgb", dataclasses.replace(cfg, epochs=cfg.epochs + 1))
+    with pytest.raises(ValueError, match="modality"):
+        P.clip_pretrain_key("depth")
+    with pytest.raises(ValueError, match="train_from"):
+        P._frozen_stages(P.ClipPretrainConfig(train_from="layer9"))
+    assert P._frozen_stages(P.ClipPretrainConfig(train_from="stem")) == ()
+
+
+def test_ci_clip_features_are_keyed_by_their_modalitys_video_pretraining():
+    from pathlib import Path
+
+    from actionbook.data.datasets import Dataset
+    from actionbook.features import pretrain as P
+    from actionbook.features.extract import make_key
+
+    ds = Dataset(root=Path("/data/ci"), layout="ucf101", videos=Path("/data/ci/videos"),
+                 splits=Path("/data/ci/splits"), identity={"splits": "0123abcd"})
+    kw = dict(ds=ds, split=1, subset="train", layer="pool", weights="ci", mode="ci", sampling="res_lstm",
+              sampling_params={"length": 16, "stride": 8}, crops="center", flow_method="dis", flow_length=10,
+              resize=64, crop_size=56)
+    for modality in ("rgb", "flow"):
+        _, key = make_key(backbone="r2plus1d_18", modality=modality, **kw)
+        assert key["weights"] == P.clip_pretrain_key(modality)
+    assert make_key(backbone="resnet18", modality="rgb", **kw)[1]["weights"] == P.pretrain_key()

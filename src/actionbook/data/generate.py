@@ -80,6 +80,9 @@ __all__ = [
     "generate",
     "ensure_benchmark",
     "static_images",
+    "MOTIONS",
+    "MotionClips",
+    "motion_clips",
     "gallery",
     "filmstrip",
     "viewer",
@@ -223,7 +226,7 @@ def test_groups(preset: str | Preset, split: int) -> list[int]:
 # Every random choice comes from a generator keyed by what it is for, so that any video can
 # be rendered alone, in any process, in any order.
 
-_STYLE, _CLIPS, _VIDEO, _LENGTH, _ML, _ML_IDS, _STATIC = range(1, 8)
+_STYLE, _CLIPS, _VIDEO, _LENGTH, _ML, _ML_IDS, _STATIC, _MOTION = range(1, 9)
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -612,6 +615,97 @@ def static_images(*, n: int, size: int, seed: int) -> StaticImages:
             fp = R.footprint(tr, 0, size, size)
             if fp is not None and fp[-1].sum() >= 2.0:  # at least two pixels' worth of it shows
                 out.presence[i, KINDS.index(tr.kind)] = 1.0
+    return out
+
+
+# ----------------------------------------------------------------------------- motion clips
+
+MOTIONS: tuple[str, ...] = ("MoveLeft", "MoveRight", "MoveUp", "MoveDown", "TurnClockwise",
+                            "TurnAnticlockwise", "Grow", "Shrink", "FadeIn", "FadeOut")
+"""The classes of `motion_clips`, the ci stand-in for Kinetics: labels of their own (none is a
+benchmark class), in pairs that are each other's reverse in time (0-1, 2-3, ...): a network can
+only tell a pair apart by the direction of time."""
+
+
+@dataclass
+class MotionClips:
+    """Short clips of one object doing one motion primitive (`MOTIONS`), labelled by motion.
+
+    `reverse[c]` is the class of class `c`'s clips played backwards."""
+
+    clips: np.ndarray     # (N, T, S, S, 3) uint8
+    labels: np.ndarray    # (N,) int64, index into `classes`
+    classes: list[str]
+
+    @property
+    def reverse(self) -> np.ndarray:
+        return np.arange(len(self.classes)) ^ 1  # 0 <-> 1, 2 <-> 3, ...
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+
+def _motion_track(rng: np.random.Generator, motion: str, n: int, size: int, color) -> R.Track:
+    """The main object of a motion clip: one primitive at a random speed, place, kind and size."""
+    s = rng.uniform(0.10, 0.16) * size
+    t = np.arange(n, dtype=float)
+    ramp = t / max(n - 1, 1)                           # 0 -> 1 over the clip
+    kind = str(rng.choice(R._ROTATABLE if motion.startswith("Turn") else R.KINDS))  # a disc's turn is invisible
+    x0, y0 = rng.uniform(1.5 * s, size - 1.5 * s, size=2)
+    x, y = np.full(n, x0), np.full(n, y0)
+    scale, alpha = np.ones(n), None
+    angle = rng.uniform(0, 2 * math.pi) + rng.uniform(-0.02, 0.02) * t
+    if motion.startswith("Move"):
+        v = min(rng.uniform(0.02, 0.045) * size, (size - 3 * s) / max(n - 1, 1))  # pixels per frame, stays in view
+        dx, dy = dict(MoveLeft=(-1, 0), MoveRight=(1, 0), MoveUp=(0, -1), MoveDown=(0, 1))[motion]
+        wobble = rng.uniform(-0.15, 0.15) * v          # a little drift across the direction
+        span = v * (n - 1)  # start so that the whole path is in view
+        x0 = rng.uniform(s, size - s - span) if dx > 0 else (rng.uniform(s + span, size - s) if dx < 0 else x0)
+        y0 = rng.uniform(s, size - s - span) if dy > 0 else (rng.uniform(s + span, size - s) if dy < 0 else y0)
+        x = x0 + dx * v * t + (wobble * t if dx == 0 else 0.0)
+        y = y0 + dy * v * t + (wobble * t if dy == 0 else 0.0)
+    elif motion.startswith("Turn"):
+        rate = rng.uniform(0.1, 0.25) * (1 if motion == "TurnClockwise" else -1)  # image y points down
+        angle = rng.uniform(0, 2 * math.pi) + rate * t
+    elif motion in ("Grow", "Shrink"):
+        lo, hi = rng.uniform(0.35, 0.6), rng.uniform(1.2, 1.5)
+        scale = lo + (hi - lo) * (ramp if motion == "Grow" else 1 - ramp)
+    else:  # FadeIn / FadeOut
+        alpha = np.clip(ramp if motion == "FadeIn" else 1 - ramp, 0.0, 1.0) * rng.uniform(0.8, 1.0)
+    return R.Track(kind, color, x, y, s * scale, angle, alpha=alpha)
+
+
+def motion_clips(*, n: int, frames: int, size: int, seed: int) -> MotionClips:
+    """`n` clips (frames x size x size) of motion primitives (`MOTIONS`), annotated (`MotionClips`).
+
+    The ci stand-in for Kinetics pretraining of the 3D CNNs (and of the flow network, on these
+    clips' optical flow): a video dataset with classes of its own, disjoint from the benchmark.
+    Each clip has its own random style (never a benchmark group's), camera shake included; one
+    object does the labelled motion (its kind, size, speed and place random), and 0-2 others
+    stand still or drift slowly (they carry no label). Classes cycle, so labels are balanced,
+    and every class has its reverse in time (`MotionClips.reverse`): a clip network trained
+    here must learn the direction of time, which an inflated 2D network cannot see.
+    """
+    seed = _check_seed(seed)
+    if not all(isinstance(v, int) for v in (n, frames, size)) or n < 0 or frames < 2 or size < 16:
+        raise BenchmarkError(f"motion_clips needs n >= 0, frames >= 2 and size >= 16, "
+                             f"got n={n!r}, frames={frames!r}, size={size!r}")
+    k = len(MOTIONS)
+    out = MotionClips(clips=np.empty((n, frames, size, size, 3), dtype=np.uint8),
+                      labels=np.arange(n, dtype=np.int64) % k, classes=list(MOTIONS))
+    for i in range(n):
+        rng = _rng(seed, _MOTION, i)
+        style = R.make_style(rng)
+        colors = style.obj_colors
+        tracks = []
+        for _ in range(int(rng.choice(3, p=_STATIC_OTHERS))):  # bystanders: still or drifting slowly
+            x, y = R._wander(rng, frames, size, size, 0.1 * size, rng.uniform(0.0, 0.006) * size)
+            tracks.append(R.Track(str(rng.choice(R.KINDS)), colors[int(rng.integers(2))], x, y,
+                                  np.full(frames, rng.uniform(0.06, 0.12) * size),
+                                  np.full(frames, rng.uniform(0, 2 * math.pi))))
+        tracks.append(_motion_track(rng, MOTIONS[out.labels[i]], frames, size, colors[int(rng.integers(2))]))
+        out.clips[i] = R.render(tracks, num_frames=frames, height=size, width=size, style=style,
+                                bg_rng=rng, noise_rng=rng)  # (T, S, S, 3)
     return out
 
 

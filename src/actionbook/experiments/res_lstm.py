@@ -31,8 +31,9 @@ Two configurations, one code path
   first layer's input need not match its width). The mean over 10 crops (Eq. 4-5), TV-L1 flow,
   T = 25, two layers, RMSProp with lr 1e-3 (Sec. 4). The paper gives no batch size, number of
   epochs or dropout: batch 32, 30 epochs, no dropout.
-- `ci`: the generated benchmark and the ci 3D CNN (a ResNet-18 pretrained on generated still
-  images and inflated to 3D, `actionbook.features.backbones`), the same clips (16 frames,
+- `ci`: the generated benchmark and the ci 3D CNNs (a ResNet-18 pretrained on generated still
+  images, inflated to 3D and trained on generated motion clips, one per stream,
+  `actionbook.features.backbones`), the same clips (16 frames,
   stride 8), DIS flow, and scaled-down choices, each named in `CONFIGS`: the centre crop only,
   widths 16-128 instead of 256-2048, T scaled to the ci videos' clips, and 25 short epochs of
   batch 64.
@@ -158,7 +159,8 @@ CONFIGS: dict[str, Config] = {
                  paper_dataset="UCF-101", crops="center", flow_method="dis", d_m=64, T=9, epochs=25,
                  batch_size=64, hidden_grid=(16, 32, 64, 128), hidden_knee=64, dm_grid=(16, 32, 64),
                  T_grid=(2, 5, 9, 13), threads=1, workers=2, extract_workers=1,
-                 notes=("the ci 3D CNN: a ResNet-18 pretrained on generated still images, inflated to 3D",
+                 notes=("the ci 3D CNNs: a ResNet-18 pretrained on generated still images, inflated to 3D and "
+                        "trained on generated motion clips (RGB; flow)",
                         "the centre crop only (not the mean over 10 crops)", "DIS flow (not TV-L1)",
                         "widths / 16: h in {16, 32, 64, 128}, d_m in {16, 32, 64}, base d_m = h = 64",
                         "T in {2, 5, 9, 13}, scaled to the ci videos' 5-11 clips",

@@ -43,10 +43,13 @@ Stand-ins, named so the book can say them:
   (`actionbook.features.pretrain`); and for both 3D CNNs, a **3D ResNet-18 inflated from
   that ResNet-18** (I3D's recipe, Carreira & Zisserman 2017: every k x k kernel becomes
   3 x k x k, divided by 3), i.e. torchvision's `r3d_18` with the 2D network's max-pool kept
-  in its stem and time padded by repeating the edge frames. It has seen no video, unlike
-  Kinetics-400 weights: on a still clip it computes exactly the 2D features, and on motion a
-  temporal blur of them -- symmetric in time, so it cannot tell a motion from its reverse
-  within one clip (the recurrent model on top sees the order of the clips).
+  in its stem and time padded by repeating the edge frames, **then trained on generated
+  video** as I3D is on Kinetics: `layer3`, `layer4` (and a head the features never use) learn
+  to name motion primitives -- in pairs that are each other's reverse in time -- in clips of
+  their own (`pretrain.pretrain_clips`, `generate.motion_clips`). Inflation alone would give
+  a temporal blur of the 2D features, symmetric in time, blind to a motion's direction within
+  a clip. Each modality has its own network: the flow one has TSN's cross-modality stem and
+  learns on the clips' optical flow.
 
 Optical flow ("flow" modality, TSN's cross-modality initialisation, Wang et al. 2016): the
 first convolution's weights are averaged over the RGB channels and repeated over the 2L
@@ -81,7 +84,9 @@ from actionbook.features.ci_nets import (  # noqa: F401  (re-exported: the ci ne
     CI_STD,
     INFLATION_VERSION,
     ci_resnet18,
+    cross_modality,
     inflate_resnet,
+    norm_stats,
     inflated_r3d_18,
 )
 
@@ -121,10 +126,10 @@ SPECS: dict[str, BackboneSpec] = {
                               torchvision.models.ResNet101_Weights, "ResNet-18 (ci-pretrained)", 64, 56),
     "r2plus1d_18": BackboneSpec("r2plus1d_18", "clip", torchvision.models.video.r2plus1d_18,
                                 torchvision.models.video.R2Plus1D_18_Weights,
-                                "3D ResNet-18 inflated from the ci-pretrained ResNet-18", 64, 56),
+                                "3D ResNet-18 inflated from the ci-pretrained ResNet-18, trained on generated motion clips", 64, 56),
     "r3d_18": BackboneSpec("r3d_18", "clip", torchvision.models.video.r3d_18,
                            torchvision.models.video.R3D_18_Weights,
-                           "3D ResNet-18 inflated from the ci-pretrained ResNet-18", 64, 56),
+                           "3D ResNet-18 inflated from the ci-pretrained ResNet-18, trained on generated motion clips", 64, 56),
 }
 
 
@@ -232,22 +237,6 @@ def _load_trunk(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
         raise RuntimeError(f"ci weights do not fit the network: missing {missing}, unexpected {unexpected}")
 
 
-def _cross_modality(conv: nn.Conv2d | nn.Conv3d, channels: int) -> nn.Module:
-    """TSN's cross-modality initialisation: average the RGB filters, repeat over `channels`."""
-    w = conv.weight.data.mean(dim=1, keepdim=True)  # (out, 1, [t,] k, k)
-    new = type(conv)(channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
-    new.weight.data = w.repeat(1, channels, *([1] * (w.ndim - 2))).contiguous()
-    return new
-
-
-def _norm_stats(mean: list[float], std: list[float], *, modality: str, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if modality == "flow":  # flow images are centred at 128/255 (TSN)
-        mean, std = [0.5], [sum(std) / len(std)]
-    m = torch.tensor(mean).repeat(channels // len(mean))
-    s = torch.tensor(std).repeat(channels // len(std))
-    return m, s
-
-
 class FrameBackbone(nn.Module):
     """A 2D ResNet cut after `layer`: frames (N, C, H, W) in [0, 1] -> (N, D) or (N, D, h, w)."""
 
@@ -338,14 +327,18 @@ def backbone(name: str, *, layer: str, modality: str = "rgb", weights: str | Non
 
 def _build(s: BackboneSpec, *, layer: str, modality: str, weights: str | None, mode: str,
            flow_length: int) -> nn.Module:
+    channels = 3 if modality == "rgb" else (2 * flow_length if s.kind == "frame" else 2)
+    if mode == "ci" and s.kind == "clip" and weights == "ci":
+        # inflated from the ci ResNet-18, then video-pretrained on this modality (stem included)
+        net = pretrain.clip_network(modality)
+        _load_trunk(net, pretrain.ci_clip_state_dict(modality))
+        mean, std = norm_stats(list(CI_MEAN), list(CI_STD), modality=modality, channels=channels)
+        return _finish(ClipBackbone(net, mean=mean, std=std))
     if mode == "ci":
         net = ci_resnet18() if s.kind == "frame" else inflated_r3d_18()
         mean, std = CI_MEAN, CI_STD
         if weights == "ci":
-            state = pretrain.ci_state_dict()
-            if s.kind == "clip":
-                state = inflate_resnet(state)
-            _load_trunk(net, state)
+            _load_trunk(net, pretrain.ci_state_dict())
     else:
         net = s.build(weights=None)
         stats = s.weights.DEFAULT.transforms()
@@ -354,18 +347,21 @@ def _build(s: BackboneSpec, *, layer: str, modality: str, weights: str | None, m
             stats = w.transforms()
             net.load_state_dict(load_weights(w))
         mean, std = tuple(stats.mean), tuple(stats.std)
-    channels = 3
     if modality == "flow":
-        channels = 2 * flow_length if s.kind == "frame" else 2
         if s.kind == "frame":
-            net.conv1 = _cross_modality(net.conv1, channels)
+            net.conv1 = cross_modality(net.conv1, channels)
         else:
-            net.stem[0] = _cross_modality(net.stem[0], channels)
-    mean, std = _norm_stats(list(mean), list(std), modality=modality, channels=channels)
+            net.stem[0] = cross_modality(net.stem[0], channels)
+    mean, std = norm_stats(list(mean), list(std), modality=modality, channels=channels)
     if s.kind == "frame":
         module: nn.Module = FrameBackbone(net, layer=layer, mean=mean, std=std)
     else:
         module = ClipBackbone(net, mean=mean, std=std)
+    return _finish(module)
+
+
+def _finish(module: nn.Module) -> nn.Module:
+    """Frozen and in eval mode: a feature extractor."""
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)

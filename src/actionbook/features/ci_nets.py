@@ -7,6 +7,8 @@ internals.
 - `ci_resnet18`: torchvision's ResNet-18, the ci stand-in for every 2D ResNet (34/50/101);
 - `inflated_r3d_18` + `inflate_resnet`: a 3D ResNet-18 inflated from it (I3D's recipe), the
   ci stand-in for the 3D CNNs (C3D, R(2+1)D);
+- `cross_modality`, `norm_stats`: a network's first convolution and input normalisation for
+  optical flow (TSN's cross-modality initialisation), in full and ci mode alike;
 - `CI_MEAN`, `CI_STD`: the input normalisation every ci network is trained and used with --
   ImageNet's statistics, read from torchvision's metadata (not typed in here).
 """
@@ -27,6 +29,23 @@ CI_STD: tuple[float, ...] = tuple(_STATS.std)
 INFLATION_VERSION = 1
 """Part of the cache key of everything the inflated network computes (features, the
 pretraining report's 3D accuracy): bump it when `inflate_resnet` or `inflated_r3d_18` change."""
+
+
+def cross_modality(conv: nn.Conv2d | nn.Conv3d, channels: int) -> nn.Module:
+    """TSN's cross-modality initialisation: average the RGB filters, repeat over `channels`."""
+    w = conv.weight.data.mean(dim=1, keepdim=True)  # (out, 1, [t,] k, k)
+    new = type(conv)(channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
+    new.weight.data = w.repeat(1, channels, *([1] * (w.ndim - 2))).contiguous()
+    return new
+
+
+def norm_stats(mean: list[float], std: list[float], *, modality: str, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel input mean and std for `channels` input channels of `modality`."""
+    if modality == "flow":  # flow images are centred at 128/255 (TSN)
+        mean, std = [0.5], [sum(std) / len(std)]
+    m = torch.tensor(mean).repeat(channels // len(mean))
+    s = torch.tensor(std).repeat(channels // len(std))
+    return m, s
 
 
 def ci_resnet18(num_classes: int = 1) -> ResNet:

@@ -92,11 +92,10 @@ def make_key(*, ds: Dataset, split: int, subset: str, backbone: str, layer: str,
     `storage` (the stored dtype) enters the key only when it is not float32, so that every entry
     made before storage could be chosen keeps its key."""
     if weights == "ci":
-        from actionbook.features.pretrain import pretrain_key
+        from actionbook.features.pretrain import clip_pretrain_key, pretrain_key
 
-        weights = pretrain_key()
-        if B.spec(backbone).kind == "clip":
-            weights += f"+inflated-v{B.INFLATION_VERSION}"
+        # the clip networks' key covers the 2D weights they are inflated from and the inflation
+        weights = clip_pretrain_key(modality) if B.spec(backbone).kind == "clip" else pretrain_key()
     key = dict(
         extractor_version=EXTRACTOR_VERSION,
         dataset=str(ds.root), layout=ds.layout, identity=ds.identity, split=split, subset=subset,

@@ -11,17 +11,18 @@ every kind that shows, as a multi-label dataset's):
 - the 2D backbone (ResNet-18 at 64x64, standing in for ResNet-34/50/101) is trained for a
   few epochs on a few thousand images, with cross-entropy on the main kind plus binary
   cross-entropy on the kinds present; its main-kind accuracy on held-out images is recorded;
-- the 3D backbone (standing in for C3D / R(2+1)D Kinetics features) is **not trained on
-  video**: it is the same ResNet-18 inflated to 3D (I3D's recipe; see
-  `ci_nets.inflate_resnet`). Training a 3D network on clips costs far more than the ci
-  budget allows, and inflation is how I3D itself starts from ImageNet. Its accuracy on
-  held-out static images shown as still clips is recorded too (with edge-replicating
+- the 3D backbones (standing in for C3D / R(2+1)D Kinetics features) follow I3D's recipe:
+  the same ResNet-18 inflated to 3D (`ci_nets.inflate_resnet`), then trained on video with
+  classes of its own (`pretrain_clips`, below: generated clips of motion primitives, in pairs
+  that are each other's reverse in time), one network per modality (RGB, and optical flow
+  through TSN's cross-modality stem). The inflated network's accuracy on held-out static
+  images shown as still clips is recorded by the 2D pretraining (with edge-replicating
   temporal padding it equals the 2D network's, up to rounding: a check of the inflation).
 
 The weights are cached under `cache_dir()/"pretrain"/<key>.pt`, keyed by everything that
-determines them (this config, the generator's version, this module's `VERSION`, the
-inflation's version that the report's 3D accuracy depends on), written
-atomically and reused; `report()` returns the recorded accuracies and time.
+determines them (this config, the generator's version, this module's `VERSION` or
+`CLIP_VERSION`, the inflation's version, and for a clip network the 2D weights' key), written
+atomically and reused; `report()` and `clip_report(modality)` return what was recorded.
 """
 
 from __future__ import annotations
@@ -220,9 +221,10 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     return report
 
 
-def ci_state_dict(cfg: PretrainConfig = PretrainConfig(), *, root: Path | None = None) -> dict[str, torch.Tensor]:
+def ci_state_dict(cfg: PretrainConfig = PretrainConfig(), *, root: Path | None = None,
+                  progress: bool = True) -> dict[str, torch.Tensor]:
     """The ci ResNet-18's state_dict (pretraining it first if it is not cached)."""
-    pretrain(cfg, root=root)
+    pretrain(cfg, root=root, progress=progress)
     weights_file, _ = _paths(cfg, root)
     return torch.load(weights_file, map_location="cpu", weights_only=True)
 
@@ -231,3 +233,263 @@ def report(cfg: PretrainConfig = PretrainConfig(), *, root: Path | None = None) 
     """What the pretraining recorded: accuracies (train, held-out, inflated 3D), the held-out
     accuracy after every epoch (`curve`), chance, seconds."""
     return pretrain(cfg, root=root)
+
+
+# --------------------------------------------------------------------------- video pretraining
+
+CLIP_VERSION = 1  # bump when the clip recipe changes: every cached clip network is then retrained
+
+
+@dataclass(frozen=True)
+class ClipPretrainConfig:
+    """The ci video pretraining recipe: the stand-in for Kinetics pretraining of the 3D CNNs.
+
+    I3D's recipe at toy size: the ci ResNet-18 is inflated to 3D (`ci_nets.inflate_resnet`),
+    then trained on generated clips of motion primitives with labels of their own
+    (`actionbook.data.generate.motion_clips`, never a benchmark video). Only the network from
+    stage `train_from` up (and a new head) is trained, on the frozen lower stages' outputs
+    computed once: a whole 3D ResNet trained on clips would cost minutes per epoch on 2 cores.
+    The flow network is the same 3D ResNet with TSN's cross-modality stem (2 channels), trained
+    the same way on the clips' optical flow (`flow_method`, as the ci benchmark's); its frozen
+    stages keep their weights but re-estimate their BatchNorm statistics on flow
+    (`restat_clips`): with the RGB statistics they pass on little of it (held-out 26% against
+    70% with the same recipe otherwise, `benchmarks/README.md`)."""
+
+    n_train: int = 1000
+    n_test: int = 200
+    frames: int = 16         # the Res-LSTM clip length (C3D's)
+    size: int = 64
+    crop: int = 56
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 1e-3         # Adam, cosine decay to 0
+    weight_decay: float = 1e-4
+    seed: int = 0
+    flow_method: str = "dis"
+    train_from: str = "layer3"  # this stage and those above it are trained; those below stay as inflated
+    restat_clips: int = 0       # > 0: the frozen stages' BatchNorm statistics are re-estimated on this many training clips
+
+
+CLIP_CONFIGS: dict[str, ClipPretrainConfig] = {
+    "rgb": ClipPretrainConfig(),
+    "flow": ClipPretrainConfig(train_from="layer2", restat_clips=256),
+}
+"""The book's recipe per stream, chosen on the held-out clips alone (`benchmarks/pretrain_recipe.py
+--clips`, runs in `benchmarks/README.md`): RGB trains from layer3 (from layer2: +1.5 points for
+1.3x the time); flow from layer2, on statistics re-estimated for flow (from layer3: -8.5 points)."""
+
+_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+
+def _frozen_stages(cfg: "ClipPretrainConfig") -> tuple[str, ...]:
+    if cfg.train_from not in _STAGES:
+        raise ValueError(f"train_from must be one of {_STAGES}, got {cfg.train_from!r}")
+    return _STAGES[:_STAGES.index(cfg.train_from)]
+
+
+def clip_pretrain_key(modality: str, cfg: ClipPretrainConfig | None = None) -> str:
+    """A hash of everything that determines the ci clip network of `modality`."""
+    default = clip_config(modality)  # also checks the modality
+    cfg = default if cfg is None else cfg
+    blob = json.dumps(dict(cfg=asdict(cfg), modality=modality, base=pretrain_key(), version=CLIP_VERSION,
+                           generator=_generator_version(), inflation=ci_nets.INFLATION_VERSION,
+                           torch=torch.__version__.split("+")[0]), sort_keys=True)
+    return f"ci-r3d18-{modality}-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def clip_config(modality: str) -> ClipPretrainConfig:
+    """The book's recipe for the ci clip network of `modality` (`CLIP_CONFIGS`)."""
+    if modality not in CLIP_CONFIGS:
+        raise ValueError(f"modality must be one of {sorted(CLIP_CONFIGS)}, got {modality!r}")
+    return CLIP_CONFIGS[modality]
+
+
+def _clip_paths(modality: str, cfg: ClipPretrainConfig, root: Path | None) -> tuple[Path, Path]:
+    root = Path(root) if root is not None else cache_dir() / "pretrain"
+    key = clip_pretrain_key(modality, cfg)
+    return root / f"{key}.pt", root / f"{key}.json"
+
+
+def clip_network(modality: str, *, num_classes: int = 1) -> torch.nn.Module:
+    """The ci 3D ResNet-18 for `modality`: `ci_nets.inflated_r3d_18`, with TSN's cross-modality
+    stem (2 input channels, x and y) for flow. Its weights: `ci_clip_state_dict`."""
+    net = ci_nets.inflated_r3d_18(num_classes=num_classes)
+    if modality == "flow":
+        net.stem[0] = ci_nets.cross_modality(net.stem[0], 2)
+    return net
+
+
+def _clip_inputs(clips: np.ndarray, modality: str, cfg: ClipPretrainConfig) -> torch.Tensor:
+    """(N, C, T, S, S) float inputs in [0, 1] from (N, T + 1, S, S, 3) frames: the first T frames
+    (rgb), or the T flow fields between consecutive frames, 8-bit as the benchmark's (flow)."""
+    if modality == "rgb":
+        x = torch.from_numpy(np.ascontiguousarray(clips[:, :cfg.frames]))          # (N, T, S, S, 3)
+    else:
+        from actionbook.data.flow import compute_flow
+
+        x = torch.from_numpy(np.stack([compute_flow(c, method=cfg.flow_method) for c in clips]))  # (N, T, S, S, 2)
+    return x.permute(0, 4, 1, 2, 3).float().div_(255)                               # (N, C, T, S, S)
+
+
+@torch.no_grad()
+def _frozen_outputs(net: torch.nn.Module, frozen: tuple[str, ...], x: torch.Tensor, mean: torch.Tensor,
+                    std: torch.Tensor, crops: torch.Tensor, crop: int) -> torch.Tensor:
+    """The frozen stages' output for every clip, cropped at `crops[i]` = (dy, dx): (N, C', T', h, w)
+    (the normalised crops themselves when nothing is frozen)."""
+    frozen = torch.nn.Sequential(*(getattr(net, n) for n in frozen)).eval()
+    out = []
+    for i in range(0, len(x), 32):
+        xb = torch.stack([c[..., dy:dy + crop, dx:dx + crop] for c, (dy, dx) in zip(x[i:i + 32], crops[i:i + 32].tolist())])
+        out.append(frozen((xb - mean) / std))                                       # (B, 128, T/2, h, w)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def _restat(net: torch.nn.Module, frozen: tuple[str, ...], x: torch.Tensor, mean: torch.Tensor,
+            std: torch.Tensor, crops: torch.Tensor, crop: int) -> None:
+    """Re-estimate the frozen stages' BatchNorm statistics on clips `x` (their weights stay): the
+    statistics of a network trained on RGB stills do not fit optical flow, whose input channels
+    mean something else (TSN re-estimates its first BatchNorm for the same reason; AdaBN does it for
+    every layer when the input domain changes)."""
+    body = torch.nn.Sequential(*(getattr(net, n) for n in frozen))
+    norms = [m for m in body.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # a cumulative average over the batches
+    body.train()
+    for i in range(0, len(x), 32):
+        body(torch.stack([c[..., dy:dy + crop, dx:dx + crop] for c, (dy, dx) in
+                          zip(x[i:i + 32], crops[i:i + 32].tolist())]).sub_(mean).div_(std))
+    for bn in norms:
+        bn.momentum = 0.1
+    body.eval()
+
+
+def _top(net: torch.nn.Module, trained: tuple[str, ...], h: torch.Tensor) -> torch.Tensor:
+    """The trained stages, global pool, head: (B, C', T', h, w) -> (B, classes)."""
+    for name in trained:
+        h = getattr(net, name)(h)
+    return net.fc(net.avgpool(h).flatten(1))
+
+
+@torch.no_grad()
+def _clip_accuracy(net: torch.nn.Module, trained: tuple[str, ...], h: torch.Tensor, y: torch.Tensor) -> float:
+    net.eval()
+    pred = torch.cat([_top(net, trained, hb).argmax(1) for hb in h.split(64)])
+    return float((pred == y).float().mean())
+
+
+def pretrain_clips(modality: str, cfg: ClipPretrainConfig | None = None, *,
+                   root: Path | None = None, base: dict[str, torch.Tensor] | None = None,
+                   progress: bool = True) -> dict:
+    """Train the ci clip network of `modality` ("rgb" or "flow"), or return the cached one's report.
+
+    The report holds the held-out accuracy on the clips' own classes after every epoch (`curve`),
+    and `reversed_accuracy`: the share of held-out clips that, played backwards, are given their
+    class's reverse (`MotionClips.reverse`): 0 for a network blind to the direction of time, which
+    gives a clip and its reverse nearly the same output.
+
+    `base`: the 2D ResNet-18 state_dict to inflate, by default the ci pretraining's
+    (`ci_state_dict`); tests pass a stand-in (cached under the same key: pass a separate `root`)."""
+    cfg = clip_config(modality) if cfg is None else cfg
+    weights_file, report_file = _clip_paths(modality, cfg, root)
+    if weights_file.is_file() and report_file.is_file():
+        return read_json(report_file)
+    saved = rng_state()
+    try:
+        with torch.enable_grad():
+            base = ci_state_dict(progress=progress) if base is None else base  # the 2D pretraining first
+            return _train_clips(modality, cfg, base, weights_file=weights_file, report_file=report_file,
+                                progress=progress)
+    finally:
+        set_rng_state(saved)
+
+
+def _train_clips(modality: str, cfg: ClipPretrainConfig, base: dict[str, torch.Tensor], *,
+                 weights_file: Path, report_file: Path, progress: bool) -> dict:
+    from actionbook.data.generate import motion_clips
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    g = seed_everything(cfg.seed, deterministic=False)
+    d = motion_clips(n=cfg.n_train + cfg.n_test, frames=cfg.frames + 1, size=cfg.size, seed=cfg.seed)
+    k = len(d.classes)
+    net = ci_nets.inflated_r3d_18(num_classes=k)
+    missing, _ = net.load_state_dict({n: v for n, v in ci_nets.inflate_resnet(base).items()
+                                      if not n.startswith("fc.")}, strict=False)
+    assert set(missing) == {"fc.weight", "fc.bias"}, missing
+    if modality == "flow":
+        net.stem[0] = ci_nets.cross_modality(net.stem[0], 2)
+    channels = 3 if modality == "rgb" else 2
+    mean, std = (v.view(1, -1, 1, 1, 1) for v in ci_nets.norm_stats(list(ci_nets.CI_MEAN), list(ci_nets.CI_STD),
+                                                                     modality=modality, channels=channels))
+    n, margin = cfg.n_train, cfg.size - cfg.crop
+    test_clips = d.clips[n:]
+    x = _clip_inputs(d.clips, modality, cfg)                                 # (N, C, T, S, S)
+    x_rev = _clip_inputs(np.ascontiguousarray(test_clips[:, ::-1]), modality, cfg)  # the held-out clips played backwards
+    crops = torch.randint(0, margin + 1, (n, 2), generator=g)                # one random crop per training clip
+    centre = torch.full((cfg.n_test, 2), margin // 2)
+    frozen = _frozen_stages(cfg)
+    trained = _STAGES[len(frozen):]
+    if cfg.restat_clips and frozen:
+        _restat(net, frozen, x[:min(cfg.restat_clips, n)], mean, std, crops, cfg.crop)
+    h_train = _frozen_outputs(net, frozen, x[:n], mean, std, crops, cfg.crop)
+    h_test = _frozen_outputs(net, frozen, x[n:], mean, std, centre, cfg.crop)
+    h_rev = _frozen_outputs(net, frozen, x_rev, mean, std, centre, cfg.crop)
+    del x, x_rev
+    y = torch.as_tensor(d.labels, dtype=torch.long)
+    y_train, y_test = y[:n], y[n:]
+    y_rev = torch.as_tensor(d.reverse)[y_test]
+
+    params = [p for name, p in net.named_parameters() if not name.startswith(frozen or ("-",))]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * ((n + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    bar = tqdm(total=steps, desc=f"ci video pretraining (3D ResNet-18, {modality})", unit="step",
+               disable=not progress)
+    curve = []
+    for epoch in range(cfg.epochs):
+        net.train()
+        order = torch.randperm(n, generator=g)
+        for i in range(0, n, cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            loss = F.cross_entropy(_top(net, trained, h_train[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        curve.append(dict(epoch=epoch + 1, test_accuracy=_clip_accuracy(net, trained, h_test, y_test)))
+    bar.close()
+    state = {name: v.detach().clone().contiguous() for name, v in net.state_dict().items()}
+    report = dict(
+        key=clip_pretrain_key(modality, cfg), modality=modality, config=asdict(cfg), classes=list(d.classes),
+        trained=[*trained, "fc"], frozen=list(frozen),
+        train_accuracy=_clip_accuracy(net, trained, h_train[:cfg.n_test], y_train[:cfg.n_test]),
+        test_accuracy=_clip_accuracy(net, trained, h_test, y_test),
+        reversed_accuracy=_clip_accuracy(net, trained, h_rev, y_rev),
+        curve=curve, chance=1 / k,
+        seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
+        threads=torch.get_num_threads(),
+    )
+    with atomic_write(weights_file, "wb") as f:
+        torch.save(state, f)
+    write_json(report_file, report)  # written last: its presence marks a complete entry
+    stages.record("pretrain", f"ci 3D ResNet-18, {modality} ({report['key']})", seconds=report["seconds"],
+                  cpu_seconds=report["cpu_seconds"])
+    return report
+
+
+def ci_clip_state_dict(modality: str, cfg: ClipPretrainConfig | None = None, *,
+                       root: Path | None = None) -> dict[str, torch.Tensor]:
+    """The ci clip network's state_dict for `modality` (`clip_network`), video-pretraining it first
+    if it is not cached."""
+    cfg = clip_config(modality) if cfg is None else cfg
+    pretrain_clips(modality, cfg, root=root)
+    weights_file, _ = _clip_paths(modality, cfg, root)
+    return torch.load(weights_file, map_location="cpu", weights_only=True)
+
+
+def clip_report(modality: str, cfg: ClipPretrainConfig | None = None, *, root: Path | None = None) -> dict:
+    """What the video pretraining of `modality` recorded (see `pretrain_clips`)."""
+    return pretrain_clips(modality, cfg, root=root)
