@@ -210,14 +210,21 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
         inflated_3d_test_accuracy=_accuracy(net3d, x_test[:cfg.n_test_3d], y_test[:cfg.n_test_3d], k,
                                             clip_frames=cfg.clip_frames),
         chance=1 / k, train_seconds=train_seconds,
-        seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
-        threads=torch.get_num_threads(),
     )
+    return _save(state, report, f"ci ResNet-18 ({report['key']})", weights_file=weights_file,
+                 report_file=report_file, start=start, cpu_start=cpu_start)
+
+
+def _save(state: dict[str, torch.Tensor], report: dict, name: str, *, weights_file: Path, report_file: Path,
+          start: float, cpu_start: float) -> dict:
+    """Write the weights, then the report with its time (its presence marks a complete entry),
+    atomically, and log the stage; returns the report."""
+    report.update(seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
+                  threads=torch.get_num_threads())
     with atomic_write(weights_file, "wb") as f:
         torch.save(state, f)
-    write_json(report_file, report)  # written last: its presence marks a complete entry
-    stages.record("pretrain", f"ci ResNet-18 ({report['key']})", seconds=report["seconds"],
-                  cpu_seconds=report["cpu_seconds"])
+    write_json(report_file, report)
+    stages.record("pretrain", name, seconds=report["seconds"], cpu_seconds=report["cpu_seconds"])
     return report
 
 
@@ -469,15 +476,9 @@ def _train_clips(modality: str, cfg: ClipPretrainConfig, base: dict[str, torch.T
         test_accuracy=_clip_accuracy(net, trained, h_test, y_test),
         reversed_accuracy=_clip_accuracy(net, trained, h_rev, y_rev),
         curve=curve, chance=1 / k,
-        seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
-        threads=torch.get_num_threads(),
     )
-    with atomic_write(weights_file, "wb") as f:
-        torch.save(state, f)
-    write_json(report_file, report)  # written last: its presence marks a complete entry
-    stages.record("pretrain", f"ci 3D ResNet-18, {modality} ({report['key']})", seconds=report["seconds"],
-                  cpu_seconds=report["cpu_seconds"])
-    return report
+    return _save(state, report, f"ci 3D ResNet-18, {modality} ({report['key']})", weights_file=weights_file,
+                 report_file=report_file, start=start, cpu_start=cpu_start)
 
 
 def ci_clip_state_dict(modality: str, cfg: ClipPretrainConfig | None = None, *,
