@@ -45,8 +45,9 @@ Stand-ins, named so the book can say them:
   3 x k x k, divided by 3), i.e. torchvision's `r3d_18` with the 2D network's max-pool kept
   in its stem and time padded by repeating the edge frames, **then trained on generated
   video** as I3D is on Kinetics: its top stages (from `layer3` for RGB, from `layer2` for flow;
-  `pretrain.CLIP_CONFIGS`) and a head the features never use learn to name motion primitives -- in pairs that are each other's reverse in time -- in clips of
-  their own (`pretrain.pretrain_clips`, `generate.motion_clips`). Inflation alone would give
+  `pretrain.CLIP_CONFIGS`) and a head the features never use learn to name motion
+  primitives -- in pairs that are each other's reverse in time -- in clips of their own
+  (`pretrain.pretrain_clips`, `generate.motion_clips`). Inflation alone would give
   a temporal blur of the 2D features, symmetric in time, blind to a motion's direction within
   a clip. Each modality has its own network: the flow one has TSN's cross-modality stem and
   learns on the clips' optical flow.
