@@ -338,17 +338,20 @@ def _clip_inputs(clips: np.ndarray, modality: str, cfg: ClipPretrainConfig) -> t
     return x.permute(0, 4, 1, 2, 3).float().div_(255)                               # (N, C, T, S, S)
 
 
+def _batches(x: torch.Tensor, crops: torch.Tensor, crop: int, mean: torch.Tensor, std: torch.Tensor):
+    """Batches of 32 clips, clip i cropped at `crops[i]` = (dy, dx) and normalised: (B, C, T, crop, crop)."""
+    for i in range(0, len(x), 32):
+        xb = torch.stack([c[..., dy:dy + crop, dx:dx + crop] for c, (dy, dx) in zip(x[i:i + 32], crops[i:i + 32].tolist())])
+        yield (xb - mean) / std
+
+
 @torch.no_grad()
 def _frozen_outputs(net: torch.nn.Module, frozen: tuple[str, ...], x: torch.Tensor, mean: torch.Tensor,
                     std: torch.Tensor, crops: torch.Tensor, crop: int) -> torch.Tensor:
-    """The frozen stages' output for every clip, cropped at `crops[i]` = (dy, dx): (N, C', T', h, w)
-    (the normalised crops themselves when nothing is frozen)."""
-    frozen = torch.nn.Sequential(*(getattr(net, n) for n in frozen)).eval()
-    out = []
-    for i in range(0, len(x), 32):
-        xb = torch.stack([c[..., dy:dy + crop, dx:dx + crop] for c, (dy, dx) in zip(x[i:i + 32], crops[i:i + 32].tolist())])
-        out.append(frozen((xb - mean) / std))                                       # (B, 128, T/2, h, w)
-    return torch.cat(out)
+    """The frozen stages' output for every clip (`_batches`): (N, C', T', h, w) (the normalised
+    crops themselves when nothing is frozen)."""
+    body = torch.nn.Sequential(*(getattr(net, n) for n in frozen)).eval()
+    return torch.cat([body(xb) for xb in _batches(x, crops, crop, mean, std)])  # (N, C', T', h, w)
 
 
 @torch.no_grad()
@@ -364,9 +367,8 @@ def _restat(net: torch.nn.Module, frozen: tuple[str, ...], x: torch.Tensor, mean
         bn.reset_running_stats()
         bn.momentum = None  # a cumulative average over the batches
     body.train()
-    for i in range(0, len(x), 32):
-        body(torch.stack([c[..., dy:dy + crop, dx:dx + crop] for c, (dy, dx) in
-                          zip(x[i:i + 32], crops[i:i + 32].tolist())]).sub_(mean).div_(std))
+    for xb in _batches(x, crops, crop, mean, std):
+        body(xb)
     for bn in norms:
         bn.momentum = 0.1
     body.eval()
