@@ -38,17 +38,19 @@ from actionbook.features import pretrain as P
 
 def clips(args: argparse.Namespace) -> None:
     d = P.clip_config(args.clips)
-    print(f"{'from':>6} {'epochs':>6} {'batch':>5} {'lr':>8} {'held-out %':>10} {'reversed %':>10} {'train %':>8} "
-          f"{'s':>6}  held-out % after each epoch")
-    for start, epochs, batch, lr in itertools.product(args.train_from or [d.train_from], args.epochs or [d.epochs],
-                                                      args.batch_size or [d.batch_size], args.lr or [d.lr]):
-        cfg = dataclasses.replace(d, train_from=start, epochs=epochs, batch_size=batch, lr=lr)
+    print(f"{'from':>6} {'epochs':>6} {'batch':>5} {'lr':>8} {'kind w':>6} {'held-out %':>10} {'reversed %':>10} "
+          f"{'train %':>8} {'kind %':>6} {'s':>6}  held-out % after each epoch")
+    for start, epochs, batch, lr, kw in itertools.product(args.train_from or [d.train_from], args.epochs or [d.epochs],
+                                                          args.batch_size or [d.batch_size], args.lr or [d.lr],
+                                                          args.kind_weight or [d.kind_weight]):
+        cfg = dataclasses.replace(d, train_from=start, epochs=epochs, batch_size=batch, lr=lr, kind_weight=kw)
         with tempfile.TemporaryDirectory() as tmp:
             r = P.pretrain_clips(args.clips, cfg, root=Path(tmp), progress=False)
         curve = " ".join(f"{100 * c['test_accuracy']:.0f}" for c in r["curve"])
-        print(f"{start:>6} {epochs:6d} {batch:5d} {lr:8.1e} {100 * r['test_accuracy']:10.1f} "
-              f"{100 * r['reversed_accuracy']:10.1f} {100 * r['train_accuracy']:8.1f} {r['seconds']:6.0f}  {curve}",
-              flush=True)
+        kind = "-" if r.get("kind_test_accuracy") is None else f"{100 * r['kind_test_accuracy']:.1f}"
+        print(f"{start:>6} {epochs:6d} {batch:5d} {lr:8.1e} {kw:6.2f} {100 * r['test_accuracy']:10.1f} "
+              f"{100 * r['reversed_accuracy']:10.1f} {100 * r['train_accuracy']:8.1f} {kind:>6} {r['seconds']:6.0f}  "
+              f"{curve}", flush=True)
 
 
 def main() -> None:
@@ -58,6 +60,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, nargs="+")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clips", choices=("rgb", "flow"), help="the video pretraining of this stream's 3D network")
+    ap.add_argument("--kind-weight", type=float, nargs="+",
+                    help="clips: weight of the second head's loss (the moving object's kind); 0: none")
     ap.add_argument("--train-from", nargs="+", choices=("stem", "layer1", "layer2", "layer3", "layer4"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -225,6 +225,8 @@ def test_motion_clips_are_balanced_seeded_and_paired_with_their_reverse():
     assert np.array_equal(d.clips, motion_clips(n=20, frames=9, size=32, seed=4).clips)
     assert not np.array_equal(d.clips, motion_clips(n=20, frames=9, size=32, seed=5).clips)
     assert d.clips[:, 0].std() > 0 and not np.array_equal(d.clips[:, 0], d.clips[:, -1])  # it moves
+    assert d.kinds.shape == (20,) and 0 <= d.kinds.min() and d.kinds.max() < len(R.KINDS)
+    assert len(set(d.kinds.tolist())) > 1  # the moving object's kind varies, whatever the motion
     # each primitive does what its name says, and its pair partner the opposite
     rng = np.random.default_rng(0)
     tr = {m: _motion_track(rng, m, 12, 64, (1.0, 1.0, 1.0)) for m in MOTIONS}
@@ -247,10 +249,12 @@ def _inflatable_base() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("modality", ["rgb", "flow"])
 def test_clip_pretraining_trains_the_top_only_breaks_time_symmetry_and_is_cached(tmp_path, modality, monkeypatch):
+    from actionbook.data.generate import KINDS
     from actionbook.features import pretrain as P
 
+    rgb = modality == "rgb"  # rgb also trains the second head (the moving object's kind), flow does not
     cfg = P.ClipPretrainConfig(n_train=20, n_test=10, frames=8, size=32, crop=28, epochs=2, batch_size=10,
-                               restat_clips=10 if modality == "flow" else 0)
+                               restat_clips=0 if rgb else 10, kind_weight=0.25 if rgb else 0.0)
     base = _inflatable_base()
     report = P.pretrain_clips(modality, cfg, root=tmp_path, base=base, progress=False)
     assert report["key"] == P.clip_pretrain_key(modality, cfg) and report["chance"] == 0.1
@@ -258,9 +262,10 @@ def test_clip_pretraining_trains_the_top_only_breaks_time_symmetry_and_is_cached
     assert [c["epoch"] for c in report["curve"]] == [1, 2]
     assert report["curve"][-1]["test_accuracy"] == report["test_accuracy"]
     assert 0 <= report["reversed_accuracy"] <= 1
+    assert (report["kind_test_accuracy"] is None) == (not rgb)
     state = P.ci_clip_state_dict(modality, cfg, root=tmp_path)
-    net = P.clip_network(modality, num_classes=10)
-    net.load_state_dict(state)  # strict: the modality's stem, the trunk and the 10-way head
+    net = P.clip_network(modality, num_classes=10 + (len(KINDS) if rgb else 0))
+    net.load_state_dict(state)  # strict: the modality's stem, the trunk, the 10-way head (+ the kinds)
     assert net.stem[0].weight.shape[1] == (3 if modality == "rgb" else 2)
     # the frozen layers are the inflated ones (their BatchNorm statistics re-estimated on flow); the
     # trained ones changed

@@ -52,7 +52,12 @@ def test_presets_sizes():
     assert (ci.height, ci.width) == (64, 64) and (full.height, full.width) == (240, 320)
     assert full.groups == 25 and full.clips[0] * full.groups >= 100  # >= 100 videos per class
     ci_frames = sum(G.num_frames(ci, 0, *v) for v in G._videos(ci, 0))
-    assert ci_frames <= 25_000
+    assert ci_frames <= 50_000
+    # split 1 tests on at least 400 videos (one video: at most 0.25 points); the training set keeps
+    # `clips` per group; the groups are disjoint (test_layout_and_split_files, on generated files)
+    assert G.split_sizes(ci, 1) == {"train": len(G.CLASSES) * (ci.groups - ci.test_groups) * ci.clips[0],
+                                    "test": len(G.CLASSES) * ci.test_groups * ci.test_clips[0]}
+    assert G.split_sizes(ci, 1)["test"] >= 400 and G.split_sizes(ci, 2)["test"] < 400  # only split 1's groups grow
 
 
 # ----------------------------------------------------------------------------- layout
@@ -71,6 +76,7 @@ def test_layout_and_split_files(tiny):
         train_lines, test_lines = train.split("\r\n")[:-1], test.split("\r\n")[:-1]
         # 20 classes x 2 groups x 1 clip: one group trains, one tests.
         assert len(train_lines) == len(test_lines) == len(G.CLASSES)
+        assert G.split_sizes(TINY, s, seed=3) == {"train": len(train_lines), "test": len(test_lines)}
         (held_out,) = G.test_groups(TINY, s)
         for line in train_lines:
             m = re.fullmatch(r"(\w+)/v_(\w+)_g(\d\d)_c(\d\d)\.avi (\d+)", line)
@@ -258,6 +264,8 @@ def test_errors(tmp_path):
     assert (foreign / "notes.txt").read_text() == "precious"
     with pytest.raises(ValueError, match="even"):
         G.Preset("odd", height=33)
+    with pytest.raises(ValueError, match=r"test_clips must be \(min, max\)"):
+        G.Preset("few", test_clips=(3, 2))
 
 
 def test_cli_errors(tmp_path, capsys):
@@ -291,3 +299,28 @@ def test_static_images():
     assert np.array_equal(x, d2.images) and np.array_equal(y, d2.labels) and np.array_equal(d.presence, d2.presence)
     assert not np.array_equal(x, G.static_images(n=24, size=32, seed=1).images)
     assert (x.reshape(24, -1).std(1) > 5).all()
+
+
+def test_no_single_frame_tells_one_motion_class_from_another():
+    """A frame shows a motion class's object at any height, and cut by the top or bottom edge, with
+    the same odds whatever the class (in generator 1.2, Spin and Shake stayed clear of the edges:
+    frame averaging told them from RiseUp and FallDown, which wrap around the frame)."""
+    from actionbook.data import _render as R
+
+    style = G.group_style(0, 1)
+    cut, height = {}, {}
+    for c in G.CLASSES:
+        if c.category != "motion":
+            continue
+        ys, cuts = [], []
+        for i in range(150):
+            rng = np.random.default_rng([7, i])
+            ctx = R.make_ctx(rng, style, n=64, h=64, w=64)
+            (track,) = R.scene(c.name, rng, ctx)
+            ys.append(track.y / 64)
+            cuts.append((track.y - track.size < 0) | (track.y + track.size > 64))
+        cut[c.name], height[c.name] = np.concatenate(cuts).mean(), np.histogram(np.concatenate(ys), bins=4,
+                                                                               range=(0, 1))[0]
+    assert min(cut.values()) > 0.05 and max(cut.values()) - min(cut.values()) < 0.05, cut
+    h = np.stack(list(height.values())) / np.stack(list(height.values())).sum(1, keepdims=True)
+    assert np.abs(h - h.mean(0)).max() < 0.05, height  # the same heights, in quarters of the frame

@@ -15,7 +15,7 @@ accuracies averaged over seeds.
 
 *Uncertainty from both sources.* The effect varies with the seed (training noise) and with
 the test set (another draw of test videos from the same distribution would give another
-number; with 80 test videos, one video is 1.25 points). Seeds and videos are *crossed* (every
+number; with V test videos, one video is 100 / V points). Seeds and videos are *crossed* (every
 seed is evaluated on the same videos, and both conditions on the same videos), so the
 bootstrap resamples them separately and pairs everything else:
 

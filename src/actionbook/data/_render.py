@@ -380,37 +380,49 @@ def _appearance(kind: str):
     return scene
 
 
+def _traverse(rng, c: Ctx, sign: float, v: float) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of an object drifting vertically at `v` pixels a frame (`sign` -1: up, +1: down),
+    leaving at one edge and coming back at the other, from a height drawn evenly over the whole
+    wrap-around range. Whatever `v`, a frame shows the object at any height (and cut by the top or
+    bottom edge) with the same odds: every motion class places its object so, so that only how it
+    moves tells the class."""
+    s = c.size
+    t = np.arange(c.n)
+    y = _wrap(rng.uniform(-1.7 * s, c.h + 1.7 * s) + sign * v * t, -1.7 * s, c.h + 1.7 * s)
+    x = _fold(rng.uniform(1.7 * s, c.w - 1.7 * s) + rng.uniform(-0.15, 0.15) * v * t, 1.7 * s, c.w - 1.7 * s)
+    return x, y
+
+
 def _rise(sign: float):
     def scene(rng, c: Ctx) -> list[Track]:
-        s = c.size
         kind = _ROTATABLE[int(rng.integers(len(_ROTATABLE)))]
-        v = rng.uniform(0.025, 0.04) * c.m * c.speed
-        t = np.arange(c.n)
-        y = _wrap(rng.uniform(0, c.h) + sign * v * t, -1.7 * s, c.h + 1.7 * s)
-        x = _fold(rng.uniform(1.7 * s, c.w - 1.7 * s) + rng.uniform(-0.15, 0.15) * v * t, 1.7 * s, c.w - 1.7 * s)
-        return [Track(kind, c.colors[0], x, y, _const(c.n, s), _spin(rng, c.n))]
+        x, y = _traverse(rng, c, sign, rng.uniform(0.025, 0.04) * c.m * c.speed)
+        return [Track(kind, c.colors[0], x, y, _const(c.n, c.size), _spin(rng, c.n))]
 
     return scene
 
 
+def _in_place(rng, c: Ctx) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of an object that stays about where it is (a slow drift up or down), at any height."""
+    return _traverse(rng, c, rng.choice([-1.0, 1.0]), rng.uniform(0.002, 0.006) * c.m)
+
+
 def _spin_scene(rng, c: Ctx) -> list[Track]:
-    s = c.size
     kind = _ROTATABLE[int(rng.integers(len(_ROTATABLE)))]
-    x, y = _wander(rng, c.n, c.w, c.h, 1.7 * s, rng.uniform(0.002, 0.006) * c.m)
+    x, y = _in_place(rng, c)
     rate = rng.choice([-1, 1]) * rng.uniform(0.12, 0.22) * c.speed  # either sense (mirror-proof)
     angle = rng.uniform(0, 2 * math.pi) + rate * np.arange(c.n)
-    return [Track(kind, c.colors[0], x, y, _const(c.n, s), angle)]
+    return [Track(kind, c.colors[0], x, y, _const(c.n, c.size), angle)]
 
 
 def _shake_scene(rng, c: Ctx) -> list[Track]:
     s = c.size
     kind = _ROTATABLE[int(rng.integers(len(_ROTATABLE)))]
+    x, y = _in_place(rng, c)
     amp = rng.uniform(0.06, 0.1) * c.m
-    x, y = _wander(rng, c.n, c.w, c.h, 1.7 * s + amp, rng.uniform(0.002, 0.006) * c.m)
     period = rng.uniform(6, 10) / c.speed
-    axis = rng.uniform(0, math.pi)
     osc = amp * np.sin(2 * math.pi * np.arange(c.n) / period + rng.uniform(0, 2 * math.pi))
-    x, y = x + osc * math.cos(axis), y + osc * math.sin(axis)
+    y = _wrap(y + osc, -1.7 * s, c.h + 1.7 * s)  # shakes up and down about its place
     return [Track(kind, c.colors[0], x, y, _const(c.n, s), _spin(rng, c.n))]
 
 
@@ -487,29 +499,18 @@ def _crossing(meet: bool):
     return scene
 
 
-def _early(event: str):
-    """A cue object acts in the first ~15% of the frames, then is gone; a second object
-    wanders through the whole video identically in every class."""
+def _early_sight(kind: str):
+    """A cue object of kind `kind` shows, still, in the first ~15% of the frames, then is gone; a
+    second object, a disc or a checker (never a cue's kind), wanders through the whole video
+    identically in every class. Any single frame of the cue shows which class it is: what the
+    category tests is remembering it."""
 
     def scene(rng, c: Ctx) -> list[Track]:
         s = c.size
-        main_kind, cue_kind = (KINDS[int(k)] for k in rng.integers(len(KINDS), size=2))
-        main = _plain_wander(rng, c, main_kind, c.colors[0])
+        main = _plain_wander(rng, c, ("disc", "checker")[int(rng.integers(2))], c.colors[0])
         e = max(2, int(round(0.15 * c.n)))
-        t = np.arange(e) / (e - 1)  # 0 .. 1 over the event
-        cx = np.full(e, rng.uniform(1.7 * s, c.w - 1.7 * s))
-        cy = np.full(e, rng.uniform(1.7 * s, c.h - 1.7 * s))
-        size, alpha = _const(e, s), None
-        if event == "rise":
-            cy = (c.h + 1.5 * s) + t * (-(c.h + 3 * s))
-        elif event == "fall":
-            cy = -1.5 * s + t * (c.h + 3 * s)
-        elif event == "pulse":
-            size = s * 1.2 * np.sin(math.pi * t)
-        elif event == "blink":
-            alpha = ((np.arange(e) * 4 // e) % 2 == 0).astype(np.float64)  # on, off, on, off
-        cue = Track(cue_kind, c.colors[1], cx, cy, size, _spin(rng, e), alpha=alpha, start=0)
-        return [main, cue]
+        cx, cy = rng.uniform(1.7 * s, c.w - 1.7 * s), rng.uniform(1.7 * s, c.h - 1.7 * s)
+        return [main, Track(kind, c.colors[1], _const(e, cx), _const(e, cy), _const(e, 1.5 * s), _spin(rng, e))]
 
     return scene
 
@@ -520,7 +521,7 @@ SCENES = {
     "SquareWander": _appearance("square"),
     "TriangleWander": _appearance("triangle"),
     "CheckerWander": _appearance("checker"),
-    # motion: one random rotatable object; how it moves
+    # motion: one random rotatable object, at any height; how it moves
     "RiseUp": _rise(-1.0),
     "FallDown": _rise(+1.0),
     "Spin": _spin_scene,
@@ -535,11 +536,11 @@ SCENES = {
     "Flee": _chase(triangle_leads=True),
     "Meet": _crossing(meet=True),
     "Miss": _crossing(meet=False),
-    # long range: an early event decides
-    "EarlyRise": _early("rise"),
-    "EarlyFall": _early("fall"),
-    "EarlyPulse": _early("pulse"),
-    "EarlyBlink": _early("blink"),
+    # long range: an object seen early decides
+    "EarlyCross": _early_sight("cross"),
+    "EarlyRing": _early_sight("ring"),
+    "EarlySquare": _early_sight("square"),
+    "EarlyTriangle": _early_sight("triangle"),
 }
 
 

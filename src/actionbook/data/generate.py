@@ -12,7 +12,7 @@ four papers is about:
 | motion | how one object moves (up, down, spin, shake); the look is the same | the optical-flow stream |
 | temporal order | time-reversed pairs with the same *set* of frames | recurrent models, not averaging |
 | interaction | the relation between two objects (chase vs flee, meet vs miss) | relational (non-local) models |
-| long range | an event in the first ~15% of the video; the rest is class-independent | long temporal windows |
+| long range | an object seen in the first ~15% of the video; the rest is class-independent | long temporal windows |
 
 Nuisances keep it honest, as in UCF-101: every *group* (UCF-101 has 25, clips of one actor
 in one place) has its own background texture, palette, lighting, object tint, noise level
@@ -71,6 +71,7 @@ __all__ = [
     "BenchmarkError",
     "benchmark_dir",
     "test_groups",
+    "split_sizes",
     "video_name",
     "num_frames",
     "render_video",
@@ -90,7 +91,9 @@ __all__ = [
     "mean_rgb_baseline",
 ]
 
-VERSION = "1.0"
+VERSION = "1.3"  # 1.1: long range cues are objects seen early (EarlyCross ..), not motions;
+#                   1.2: ci has 10 clips per class in split 1's test groups (400 test videos)
+#                   1.3: Spin and Shake at any height, cut by the frame's edge as often as RiseUp
 """Generator version, recorded in benchmark.json. Bump it whenever the output changes, so
 that `ensure_benchmark` regenerates stale data."""
 
@@ -114,8 +117,8 @@ CLASSES: list[ClassSpec] = [
     ClassSpec("CheckerWander", "appearance", "a checkered square wanders around (texture, same mean colour as the square)"),
     ClassSpec("RiseUp", "motion", "an object drifts upwards, leaving at the top and coming back at the bottom"),
     ClassSpec("FallDown", "motion", "an object drifts downwards, leaving at the bottom and coming back at the top"),
-    ClassSpec("Spin", "motion", "an object spins in place (either sense)"),
-    ClassSpec("Shake", "motion", "an object shakes back and forth along an axis"),
+    ClassSpec("Spin", "motion", "an object spins in place (either sense), at any height"),
+    ClassSpec("Shake", "motion", "an object shakes up and down in place, at any height"),
     ClassSpec("GrowShrink", "temporal order", "an object grows, then shrinks"),
     ClassSpec("ShrinkGrow", "temporal order", "an object shrinks, then grows (GrowShrink reversed in time)"),
     ClassSpec("Assemble", "temporal order", "four pieces fly together into one object"),
@@ -124,10 +127,10 @@ CLASSES: list[ClassSpec] = [
     ClassSpec("Flee", "interaction", "the triangle runs ahead of the disc, which follows it"),
     ClassSpec("Meet", "interaction", "two objects on crossing paths reach the crossing together"),
     ClassSpec("Miss", "interaction", "two objects on crossing paths reach the crossing at different times"),
-    ClassSpec("EarlyRise", "long range", "early on, a second object flies up through the frame; then one object wanders"),
-    ClassSpec("EarlyFall", "long range", "early on, a second object falls through the frame; then one object wanders"),
-    ClassSpec("EarlyPulse", "long range", "early on, a second object grows and shrinks away; then one object wanders"),
-    ClassSpec("EarlyBlink", "long range", "early on, a second object blinks twice; then one object wanders"),
+    ClassSpec("EarlyCross", "long range", "early on, a cross shows for a moment; then one object wanders"),
+    ClassSpec("EarlyRing", "long range", "early on, a ring shows for a moment; then one object wanders"),
+    ClassSpec("EarlySquare", "long range", "early on, a square shows for a moment; then one object wanders"),
+    ClassSpec("EarlyTriangle", "long range", "early on, a triangle shows for a moment; then one object wanders"),
 ]
 assert [c.name for c in CLASSES] == list(R.SCENES) and {c.category for c in CLASSES} == set(CATEGORIES)
 
@@ -144,6 +147,7 @@ class Preset:
     test_groups: int = 2  # test groups per split (UCF-101: 7); split k tests groups of block k
     splits: int = 3
     clips: tuple[int, int] = (2, 2)  # clips per class and group, min and max (UCF-101: 4..7)
+    test_clips: tuple[int, int] | None = None  # the same in split 1's test groups; None: `clips`
     frames: tuple[int, int] = (48, 96)  # video length in frames, min and max
     ml_videos: int = 40  # multi-label variant: number of videos
     ml_frames: tuple[int, int] = (100, 140)
@@ -156,7 +160,9 @@ class Preset:
             problems.append(f"height and width must be even and >= 16, got {self.height}x{self.width}")
         if not 1 <= self.test_groups < self.groups:
             problems.append(f"test_groups must be in 1..groups-1, got {self.test_groups} of {self.groups}")
-        for field in ("clips", "frames", "ml_frames", "ml_actions"):
+        for field in ("clips", "test_clips", "frames", "ml_frames", "ml_actions"):
+            if getattr(self, field) is None:
+                continue
             lo, hi = getattr(self, field)
             if not 1 <= lo <= hi:
                 problems.append(f"{field} must be (min, max) with 1 <= min <= max, got {(lo, hi)}")
@@ -169,9 +175,10 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # 20 classes x 8 groups x 2 clips = 320 videos of 48..96 frames at 64x64, plus 40
-    # multi-label videos of ~120 frames.
-    "ci": Preset("ci"),
+    # 20 classes x 8 groups x 2 clips, and 10 clips in each of split 1's 2 test groups: 640
+    # videos of 48..96 frames at 64x64 (split 1: 240 training, 400 test, so that one test video
+    # is 0.25 points), plus 40 multi-label videos of ~120 frames.
+    "ci": Preset("ci", test_clips=(10, 10)),
     # UCF-101 scale: 25 groups x 4..7 clips (~137 videos per class), 100..300 frames at
     # 320x240, 7 test groups per split as UCF-101 (groups 1-7, 8-14, 15-21).
     "full": Preset(
@@ -239,7 +246,7 @@ def group_style(seed: int, group: int) -> R.Style:
 
 
 def _clips(p: Preset, seed: int, label: int, group: int) -> int:
-    lo, hi = p.clips
+    lo, hi = p.test_clips if p.test_clips and group in test_groups(p, 1) else p.clips
     return int(_rng(seed, _CLIPS, label, group).integers(lo, hi + 1))
 
 
@@ -257,6 +264,14 @@ def _videos(p: Preset, seed: int) -> list[tuple[int, int, int]]:
         for g in range(1, p.groups + 1)
         for k in range(1, _clips(p, seed, label, g) + 1)
     ]
+
+
+def split_sizes(preset: str | Preset, split: int, seed: int = 0) -> dict[str, int]:
+    """How many single-label videos `split` trains and tests on, known without generating them."""
+    held_out = set(test_groups(preset, split))
+    groups = [g for _, g, _ in _videos(_preset(preset), seed)]
+    test = sum(g in held_out for g in groups)
+    return {"train": len(groups) - test, "test": test}
 
 
 def render_video(*, preset: str | Preset, seed: int, label: int, group: int, clip: int) -> np.ndarray:
@@ -570,7 +585,7 @@ _STATIC_OTHERS = (0.5, 0.35, 0.15)  # probabilities of 0, 1, 2 objects besides t
 def _static_track(rng: np.random.Generator, kind: str, color, size: int, *, main: float | None) -> R.Track:
     """One object of a still image: any size from a shrunk object (GrowShrink's smallest) to a
     grown one, anywhere (partly outside the frame, as objects that rise through the top), any
-    angle; sometimes broken into its pieces (Assemble / Scatter) or faded (EarlyBlink)."""
+    angle; sometimes broken into its pieces (Assemble / Scatter) or faded."""
     # the main object is the largest and shows whole; the others may be cut by the frame's edge
     s = rng.uniform(0.06, 0.2) * size if main is None else rng.uniform(0.3, 0.8) * main
     lo, hi = (1.2 * s, size - 1.2 * s) if main is None else (-s, size + s)
@@ -636,6 +651,7 @@ class MotionClips:
     clips: np.ndarray     # (N, T, S, S, 3) uint8
     labels: np.ndarray    # (N,) int64, index into `classes`
     classes: list[str]
+    kinds: np.ndarray     # (N,) int64, the moving object's kind, index into `KINDS`
 
     @property
     def reverse(self) -> np.ndarray:
@@ -692,7 +708,8 @@ def motion_clips(*, n: int, frames: int, size: int, seed: int) -> MotionClips:
                              f"got n={n!r}, frames={frames!r}, size={size!r}")
     k = len(MOTIONS)
     out = MotionClips(clips=np.empty((n, frames, size, size, 3), dtype=np.uint8),
-                      labels=np.arange(n, dtype=np.int64) % k, classes=list(MOTIONS))
+                      labels=np.arange(n, dtype=np.int64) % k, classes=list(MOTIONS),
+                      kinds=np.zeros(n, dtype=np.int64))
     for i in range(n):
         rng = _rng(seed, _MOTION, i)
         style = R.make_style(rng)
@@ -704,6 +721,7 @@ def motion_clips(*, n: int, frames: int, size: int, seed: int) -> MotionClips:
                                   np.full(frames, rng.uniform(0.06, 0.12) * size),
                                   np.full(frames, rng.uniform(0, 2 * math.pi))))
         tracks.append(_motion_track(rng, MOTIONS[out.labels[i]], frames, size, colors[int(rng.integers(2))]))
+        out.kinds[i] = KINDS.index(tracks[-1].kind)
         out.clips[i] = R.render(tracks, num_frames=frames, height=size, width=size, style=style,
                                 bg_rng=rng, noise_rng=rng)  # (T, S, S, 3)
     return out

@@ -260,7 +260,12 @@ class ClipPretrainConfig:
     the same way on the clips' optical flow (`flow_method`, as the ci benchmark's); its frozen
     stages keep their weights but re-estimate their BatchNorm statistics on flow
     (`restat_clips`): with the RGB statistics they pass on little of it (held-out 26% against
-    70% with the same recipe otherwise, `benchmarks/README.md`)."""
+    70% with the same recipe otherwise, `benchmarks/README.md`).
+
+    Kinetics' classes name objects and scenes as much as motions; these clips' classes name only
+    motions, and a network trained on them alone learns to drop what the object is. With
+    `kind_weight` > 0 a second head (the head's last `len(KINDS)` outputs) also names the moving
+    object's kind, at that weight in the loss."""
 
     n_train: int = 1000
     n_test: int = 200
@@ -275,15 +280,18 @@ class ClipPretrainConfig:
     flow_method: str = "dis"
     train_from: str = "layer3"  # this stage and those above it are trained; those below stay as inflated
     restat_clips: int = 0       # > 0: the frozen stages' BatchNorm statistics are re-estimated on this many training clips
+    kind_weight: float = 0.0    # > 0: a second head names the moving object's kind (loss weight), so features keep appearance
 
 
 CLIP_CONFIGS: dict[str, ClipPretrainConfig] = {
-    "rgb": ClipPretrainConfig(),
+    "rgb": ClipPretrainConfig(kind_weight=0.25),
     "flow": ClipPretrainConfig(train_from="layer2", restat_clips=256),
 }
 """The book's recipe per stream, chosen on the held-out clips alone (`benchmarks/pretrain_recipe.py
 --clips`, runs in `benchmarks/README.md`): RGB trains from layer3 (from layer2: +1.5 points for
-1.3x the time); flow from layer2, on statistics re-estimated for flow (from layer3: -8.5 points)."""
+1.3x the time), with a second head naming the moving object's kind at loss weight 0.25 (trained on
+motion alone, the clip features dropped appearance; at weight 0.5 the motion head lost 10 points);
+flow from layer2, on statistics re-estimated for flow (from layer3: -8.5 points)."""
 
 _STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 
@@ -382,9 +390,11 @@ def _top(net: torch.nn.Module, trained: tuple[str, ...], h: torch.Tensor) -> tor
 
 
 @torch.no_grad()
-def _clip_accuracy(net: torch.nn.Module, trained: tuple[str, ...], h: torch.Tensor, y: torch.Tensor) -> float:
+def _clip_accuracy(net: torch.nn.Module, trained: tuple[str, ...], h: torch.Tensor, y: torch.Tensor,
+                   cols: slice = slice(None)) -> float:
+    """Accuracy of the head's outputs `cols` (the motion's, or the kind's) against `y`."""
     net.eval()
-    pred = torch.cat([_top(net, trained, hb).argmax(1) for hb in h.split(64)])
+    pred = torch.cat([_top(net, trained, hb)[:, cols].argmax(1) for hb in h.split(64)])
     return float((pred == y).float().mean())
 
 
@@ -416,13 +426,14 @@ def pretrain_clips(modality: str, cfg: ClipPretrainConfig | None = None, *,
 
 def _train_clips(modality: str, cfg: ClipPretrainConfig, base: dict[str, torch.Tensor], *,
                  weights_file: Path, report_file: Path, progress: bool) -> dict:
-    from actionbook.data.generate import motion_clips
+    from actionbook.data.generate import KINDS, motion_clips
 
     start, cpu_start = time.perf_counter(), time.process_time()
     g = seed_everything(cfg.seed, deterministic=False)
     d = motion_clips(n=cfg.n_train + cfg.n_test, frames=cfg.frames + 1, size=cfg.size, seed=cfg.seed)
     k = len(d.classes)
-    net = ci_nets.inflated_r3d_18(num_classes=k)
+    n_kinds = len(KINDS) if cfg.kind_weight > 0 else 0
+    net = ci_nets.inflated_r3d_18(num_classes=k + n_kinds)  # motion | the moving object's kind
     missing, _ = net.load_state_dict({n: v for n, v in ci_nets.inflate_resnet(base).items()
                                       if not n.startswith("fc.")}, strict=False)
     assert set(missing) == {"fc.weight", "fc.bias"}, missing
@@ -447,6 +458,8 @@ def _train_clips(modality: str, cfg: ClipPretrainConfig, base: dict[str, torch.T
     del x, x_rev
     y = torch.as_tensor(d.labels, dtype=torch.long)
     y_train, y_test = y[:n], y[n:]
+    kind = torch.as_tensor(d.kinds, dtype=torch.long)
+    motion, kinds = slice(0, k), slice(k, k + n_kinds)
     y_rev = torch.as_tensor(d.reverse)[y_test]
 
     params = [p for name, p in net.named_parameters() if not name.startswith(frozen or ("-",))]
@@ -461,22 +474,26 @@ def _train_clips(modality: str, cfg: ClipPretrainConfig, base: dict[str, torch.T
         order = torch.randperm(n, generator=g)
         for i in range(0, n, cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            loss = F.cross_entropy(_top(net, trained, h_train[idx]), y_train[idx])
+            out = _top(net, trained, h_train[idx])
+            loss = F.cross_entropy(out[:, motion], y_train[idx])
+            if n_kinds:
+                loss = loss + cfg.kind_weight * F.cross_entropy(out[:, kinds], kind[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        curve.append(dict(epoch=epoch + 1, test_accuracy=_clip_accuracy(net, trained, h_test, y_test)))
+        curve.append(dict(epoch=epoch + 1, test_accuracy=_clip_accuracy(net, trained, h_test, y_test, motion)))
     bar.close()
     state = {name: v.detach().clone().contiguous() for name, v in net.state_dict().items()}
     report = dict(
         key=clip_pretrain_key(modality, cfg), modality=modality, config=asdict(cfg), classes=list(d.classes),
         trained=[*trained, "fc"], frozen=list(frozen),
-        train_accuracy=_clip_accuracy(net, trained, h_train[:cfg.n_test], y_train[:cfg.n_test]),
-        test_accuracy=_clip_accuracy(net, trained, h_test, y_test),
-        reversed_accuracy=_clip_accuracy(net, trained, h_rev, y_rev),
+        train_accuracy=_clip_accuracy(net, trained, h_train[:cfg.n_test], y_train[:cfg.n_test], motion),
+        test_accuracy=_clip_accuracy(net, trained, h_test, y_test, motion),
+        reversed_accuracy=_clip_accuracy(net, trained, h_rev, y_rev, motion),
+        kind_test_accuracy=_clip_accuracy(net, trained, h_test, kind[n:], kinds) if n_kinds else None,
         curve=curve, chance=1 / k,
     )
     return _save(state, report, f"ci 3D ResNet-18, {modality} ({report['key']})", weights_file=weights_file,
