@@ -426,71 +426,57 @@ def _shake_scene(rng, c: Ctx) -> list[Track]:
     return [Track(kind, c.colors[0], x, y, _const(c.n, s), _spin(rng, c.n))]
 
 
-def _grow(reverse: bool):
+_SIZES = {  # the object's size over n frames (0: smallest, 1: largest); the turn at fraction `peak`
+    "grow": lambda n, peak: np.linspace(0, 1, n),
+    "shrink": lambda n, peak: np.linspace(1, 0, n),
+    "growshrink": lambda n, peak: _tri(n, peak),
+    "shrinkgrow": lambda n, peak: 1 - _tri(n, peak),
+}
+
+
+def _sizes(profile: str):
+    """An object whose size follows `profile` (`_SIZES`), linear in every phase: every class
+    shows every size equally often, so that only the *order* of the sizes tells them apart."""
+
     def scene(rng, c: Ctx) -> list[Track]:
         s = c.size
         kind = KINDS[int(rng.integers(len(KINDS)))]
-        tri = _tri(c.n, rng.uniform(0.4, 0.6))
-        scale = 0.3 + 1.1 * (1 - tri if reverse else tri)
+        scale = 0.3 + 1.1 * _SIZES[profile](c.n, rng.uniform(0.4, 0.6))
         x, y = _wander(rng, c.n, c.w, c.h, 2.0 * s, rng.uniform(0.003, 0.01) * c.m * c.speed)
         return [Track(kind, c.colors[0], x, y, s * scale, _spin(rng, c.n))]
 
     return scene
 
 
-def _assemble(reverse: bool):
-    def scene(rng, c: Ctx) -> list[Track]:
-        s = c.size
-        kind = KINDS[int(rng.integers(len(KINDS)))]
-        t = np.arange(c.n) / max(c.n - 1, 1)
-        spread = 1.1 * (t if reverse else 1 - t)  # assemble: pieces fly together
-        x, y = _wander(rng, c.n, c.w, c.h, 2.6 * s, rng.uniform(0.003, 0.01) * c.m * c.speed)
-        return [Track(kind, c.colors[0], x, y, _const(c.n, s), _spin(rng, c.n), spread=spread)]
-
-    return scene
-
-
-def _chase(triangle_leads: bool):
-    def scene(rng, c: Ctx) -> list[Track]:
-        s = c.size
-        speed = rng.uniform(0.018, 0.03) * c.m * c.speed
-        lag = max(2, int(round(2.6 * s / speed)))
-        x, y = _wander(rng, c.n + lag, c.w, c.h, 1.7 * s, speed, turn=0.1)
-        ahead = (x[lag:], y[lag:])  # the leader is `lag` frames further along the same path
-        behind = (x[: c.n], y[: c.n])
-        tri_xy, disc_xy = (ahead, behind) if triangle_leads else (behind, ahead)
-        return [
-            Track("triangle", c.colors[0], *tri_xy, _const(c.n, s), _spin(rng, c.n)),
-            Track("disc", c.colors[1], *disc_xy, _const(c.n, s), _spin(rng, c.n)),
-        ]
-
-    return scene
-
-
-def _crossing(meet: bool):
-    """Two objects on straight lines through one point P; each crosses P at a time drawn
-    from the same distribution in both classes; in `meet` they are there together."""
+def _pair(*, closing: bool, same_way: bool):
+    """Two objects of different kinds on one line. The gap between their centres changes at an
+    even rate between touching and ~0.18 of the frame more: it closes (`closing`) or opens. The
+    pair drifts at about that rate, along the line (`same_way`: both move the same way, so one
+    catches up with the other, or pulls away from it) or across it (they converge, or diverge).
+    Every class shows every gap, at every angle and place, equally often: a single frame cannot
+    tell them apart, only how the two move relative to each other."""
 
     def scene(rng, c: Ctx) -> list[Track]:
         s = c.size
         k1, k2 = rng.choice(len(KINDS), size=2, replace=False)
-        px, py = rng.uniform(0.35, 0.65) * c.w, rng.uniform(0.35, 0.65) * c.h
-        t = np.arange(c.n)
-        for _ in range(50):
-            th1 = rng.uniform(0, 2 * math.pi)
-            th2 = th1 + rng.choice([-1, 1]) * rng.uniform(math.radians(50), math.radians(130))
-            v1, v2 = (rng.uniform(0.35, 0.45) * c.m / (0.5 * c.n) for _ in range(2))
-            tc, dt = rng.uniform(0.45, 0.55) * c.n, rng.uniform(0.18, 0.25) * c.n
-            sign = rng.choice([-1, 1])
-            if meet:
-                t1 = t2 = tc + sign * dt
-            else:
-                t1, t2 = tc + sign * dt, tc - sign * dt
-            x1, y1 = px + v1 * (t - t1) * math.cos(th1), py + v1 * (t - t1) * math.sin(th1)
-            x2, y2 = px + v2 * (t - t2) * math.cos(th2), py + v2 * (t - t2) * math.sin(th2)
-            gap = np.hypot(x1 - x2, y1 - y2).min()
-            if meet or gap > 2.4 * s:  # a miss never touches
-                break
+        th = rng.uniform(0, 2 * math.pi)
+        u = np.array([math.cos(th), math.sin(th)])  # the line through both
+        v = np.array([-u[1], u[0]])                 # across it
+        t = np.arange(c.n) - (c.n - 1) / 2          # frames from the middle of the video
+        lo = 2.2 * s                                # centres this far apart: touching
+        delta = rng.uniform(0.14, 0.22) * c.m       # how far the gap closes or opens
+        rate = delta / max(c.n - 1, 1)              # pixels a frame
+        gap = lo + delta / 2 + (-rate if closing else rate) * t                     # (n,)
+        drift = rng.uniform(0.75, 1.25) * rate * rng.choice([-1.0, 1.0]) * (u if same_way else v)
+        mid = drift[:, None] * t                                                    # (2, n), about 0
+        a, b = mid - u[:, None] * gap / 2, mid + u[:, None] * gap / 2
+        pts = np.concatenate([a, b], axis=1)                                        # (2, 2n)
+        margin = 1.2 * s
+        centre = []
+        for axis, extent in ((0, c.w), (1, c.h)):
+            lo_c, hi_c = margin - pts[axis].min(), extent - margin - pts[axis].max()
+            centre.append(rng.uniform(lo_c, hi_c) if lo_c < hi_c else (lo_c + hi_c) / 2)
+        (x1, y1), (x2, y2) = (a + np.array(centre)[:, None]), (b + np.array(centre)[:, None])
         return [
             Track(KINDS[k1], c.colors[0], x1, y1, _const(c.n, s), _spin(rng, c.n)),
             Track(KINDS[k2], c.colors[1], x2, y2, _const(c.n, s), _spin(rng, c.n)),
@@ -526,16 +512,16 @@ SCENES = {
     "FallDown": _rise(+1.0),
     "Spin": _spin_scene,
     "Shake": _shake_scene,
-    # temporal order: time-reversed pairs with the same set of frames
-    "GrowShrink": _grow(reverse=False),
-    "ShrinkGrow": _grow(reverse=True),
-    "Assemble": _assemble(reverse=False),
-    "Scatter": _assemble(reverse=True),
-    # interaction: the relation between two objects
-    "Chase": _chase(triangle_leads=False),
-    "Flee": _chase(triangle_leads=True),
-    "Meet": _crossing(meet=True),
-    "Miss": _crossing(meet=False),
+    # temporal order: every size equally often in every class; only the sizes' order differs
+    "GrowShrink": _sizes("growshrink"),
+    "ShrinkGrow": _sizes("shrinkgrow"),
+    "Grow": _sizes("grow"),
+    "Shrink": _sizes("shrink"),
+    # interaction: how two objects move relative to each other; every gap equally often
+    "Chase": _pair(closing=True, same_way=True),
+    "Flee": _pair(closing=False, same_way=True),
+    "Meet": _pair(closing=True, same_way=False),
+    "Part": _pair(closing=False, same_way=False),
     # long range: an object seen early decides
     "EarlyCross": _early_sight("cross"),
     "EarlyRing": _early_sight("ring"),

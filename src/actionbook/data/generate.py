@@ -10,8 +10,8 @@ four papers is about:
 | --- | --- | --- |
 | appearance | what the object looks like; the motion is the same | any model, even frame averaging |
 | motion | how one object moves (up, down, spin, shake); the look is the same | the optical-flow stream |
-| temporal order | time-reversed pairs with the same *set* of frames | recurrent models, not averaging |
-| interaction | the relation between two objects (chase vs flee, meet vs miss) | relational (non-local) models |
+| temporal order | sizes in another order, every size equally often | recurrent models, not averaging |
+| interaction | how two objects move relative to each other (chase vs flee, meet vs part) | relational (non-local) models |
 | long range | an object seen in the first ~15% of the video; the rest is class-independent | long temporal windows |
 
 Nuisances keep it honest, as in UCF-101: every *group* (UCF-101 has 25, clips of one actor
@@ -91,9 +91,12 @@ __all__ = [
     "mean_rgb_baseline",
 ]
 
-VERSION = "1.3"  # 1.1: long range cues are objects seen early (EarlyCross ..), not motions;
+VERSION = "1.4"  # 1.1: long range cues are objects seen early (EarlyCross ..), not motions;
 #                   1.2: ci has 10 clips per class in split 1's test groups (400 test videos)
 #                   1.3: Spin and Shake at any height, cut by the frame's edge as often as RiseUp
+#                   1.4: order is Grow/Shrink/GrowShrink/ShrinkGrow (not Assemble/Scatter) and
+#                        interaction Chase/Flee/Meet/Part on one geometry (not crossing paths), so
+#                        that within each category every class shows the same frames
 """Generator version, recorded in benchmark.json. Bump it whenever the output changes, so
 that `ensure_benchmark` regenerates stale data."""
 
@@ -120,13 +123,13 @@ CLASSES: list[ClassSpec] = [
     ClassSpec("Spin", "motion", "an object spins in place (either sense), at any height"),
     ClassSpec("Shake", "motion", "an object shakes up and down in place, at any height"),
     ClassSpec("GrowShrink", "temporal order", "an object grows, then shrinks"),
-    ClassSpec("ShrinkGrow", "temporal order", "an object shrinks, then grows (GrowShrink reversed in time)"),
-    ClassSpec("Assemble", "temporal order", "four pieces fly together into one object"),
-    ClassSpec("Scatter", "temporal order", "an object breaks into four pieces that fly apart (Assemble reversed)"),
-    ClassSpec("Chase", "interaction", "the triangle follows the disc along its path"),
-    ClassSpec("Flee", "interaction", "the triangle runs ahead of the disc, which follows it"),
-    ClassSpec("Meet", "interaction", "two objects on crossing paths reach the crossing together"),
-    ClassSpec("Miss", "interaction", "two objects on crossing paths reach the crossing at different times"),
+    ClassSpec("ShrinkGrow", "temporal order", "an object shrinks, then grows"),
+    ClassSpec("Grow", "temporal order", "an object grows from small to large"),
+    ClassSpec("Shrink", "temporal order", "an object shrinks from large to small (Grow reversed in time)"),
+    ClassSpec("Chase", "interaction", "two objects move the same way along their line; the one behind catches up"),
+    ClassSpec("Flee", "interaction", "two objects move the same way along their line; the one ahead pulls away (Chase reversed)"),
+    ClassSpec("Meet", "interaction", "two objects converge until they touch"),
+    ClassSpec("Part", "interaction", "two touching objects drift apart (Meet reversed in time)"),
     ClassSpec("EarlyCross", "long range", "early on, a cross shows for a moment; then one object wanders"),
     ClassSpec("EarlyRing", "long range", "early on, a ring shows for a moment; then one object wanders"),
     ClassSpec("EarlySquare", "long range", "early on, a square shows for a moment; then one object wanders"),
@@ -585,7 +588,7 @@ _STATIC_OTHERS = (0.5, 0.35, 0.15)  # probabilities of 0, 1, 2 objects besides t
 def _static_track(rng: np.random.Generator, kind: str, color, size: int, *, main: float | None) -> R.Track:
     """One object of a still image: any size from a shrunk object (GrowShrink's smallest) to a
     grown one, anywhere (partly outside the frame, as objects that rise through the top), any
-    angle; sometimes broken into its pieces (Assemble / Scatter) or faded."""
+    angle; sometimes broken into its pieces, or faded."""
     # the main object is the largest and shows whole; the others may be cut by the frame's edge
     s = rng.uniform(0.06, 0.2) * size if main is None else rng.uniform(0.3, 0.8) * main
     lo, hi = (1.2 * s, size - 1.2 * s) if main is None else (-s, size + s)
