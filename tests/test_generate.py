@@ -372,3 +372,9 @@ def test_no_single_frame_tells_one_interaction_class_from_another():
     for stat, lo, hi in ((gap, 1.5, 5.0), (place, 0.0, 0.5)):
         h = np.stack(list(_frame_stats("interaction", stat, 5, lo, hi).values()))
         assert np.abs(h - h.mean(0)).max() < 0.04, (stat.__name__, h)
+
+
+def test_the_clip_pretraining_has_classes_of_its_own():
+    """The stand-in for Kinetics names motion primitives, none of them a benchmark class (in a
+    draft of generator 1.4, `Grow` and `Shrink` were both)."""
+    assert not set(G.MOTIONS) & {c.name for c in G.CLASSES}

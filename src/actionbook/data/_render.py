@@ -329,12 +329,6 @@ def _wander(rng, n: int, w: int, h: int, margin: float, speed: float, turn: floa
     return _fold(x, margin, w - margin), _fold(y, margin, h - margin)
 
 
-def _tri(n: int, peak: float) -> np.ndarray:
-    """0 -> 1 -> 0 over n frames, 1 at fraction `peak` of the video."""
-    t = np.arange(n) / max(n - 1, 1)
-    return np.where(t <= peak, t / peak, (1 - t) / (1 - peak))
-
-
 @dataclass
 class Ctx:
     """What every scene function needs: frame size, the object size and speed of this video."""
@@ -426,22 +420,28 @@ def _shake_scene(rng, c: Ctx) -> list[Track]:
     return [Track(kind, c.colors[0], x, y, _const(c.n, s), _spin(rng, c.n))]
 
 
-_SIZES = {  # the object's size over n frames (0: smallest, 1: largest); the turn at fraction `peak`
-    "grow": lambda n, peak: np.linspace(0, 1, n),
-    "shrink": lambda n, peak: np.linspace(1, 0, n),
-    "growshrink": lambda n, peak: _tri(n, peak),
-    "shrinkgrow": lambda n, peak: 1 - _tri(n, peak),
+_SIZES = {  # the object's size at the turns of each class (0: smallest, 1: largest)
+    "growshrink": (0, 1, 0),
+    "shrinkgrow": (1, 0, 1),
+    "growshrinktwice": (0, 1, 0, 1, 0),
+    "shrinkgrowtwice": (1, 0, 1, 0, 1),
 }
 
 
 def _sizes(profile: str):
-    """An object whose size follows `profile` (`_SIZES`), linear in every phase: every class
-    shows every size equally often, so that only the *order* of the sizes tells them apart."""
+    """An object whose size runs through `_SIZES[profile]`, linear between turns, each turn
+    within a tenth of the video of its even spacing: every class shows every size equally often
+    and grows as much as it shrinks, so only the *order* of the sizes tells them apart. None is
+    a single growth or shrinkage: those are classes of the ci clip pretraining (`MOTIONS`), and
+    the stand-in for Kinetics keeps classes of its own."""
 
     def scene(rng, c: Ctx) -> list[Track]:
         s = c.size
         kind = KINDS[int(rng.integers(len(KINDS)))]
-        scale = 0.3 + 1.1 * _SIZES[profile](c.n, rng.uniform(0.4, 0.6))
+        values = _SIZES[profile]
+        m = len(values) - 1
+        turns = (np.arange(1, m) + rng.uniform(-0.2, 0.2, m - 1)) / m
+        scale = 0.3 + 1.1 * np.interp(np.linspace(0, 1, c.n), [0, *turns, 1], values)
         x, y = _wander(rng, c.n, c.w, c.h, 2.0 * s, rng.uniform(0.003, 0.01) * c.m * c.speed)
         return [Track(kind, c.colors[0], x, y, s * scale, _spin(rng, c.n))]
 
@@ -515,8 +515,8 @@ SCENES = {
     # temporal order: every size equally often in every class; only the sizes' order differs
     "GrowShrink": _sizes("growshrink"),
     "ShrinkGrow": _sizes("shrinkgrow"),
-    "Grow": _sizes("grow"),
-    "Shrink": _sizes("shrink"),
+    "GrowShrinkTwice": _sizes("growshrinktwice"),
+    "ShrinkGrowTwice": _sizes("shrinkgrowtwice"),
     # interaction: how two objects move relative to each other; every gap equally often
     "Chase": _pair(closing=True, same_way=True),
     "Flee": _pair(closing=False, same_way=True),

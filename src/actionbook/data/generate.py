@@ -94,7 +94,7 @@ __all__ = [
 VERSION = "1.4"  # 1.1: long range cues are objects seen early (EarlyCross ..), not motions;
 #                   1.2: ci has 10 clips per class in split 1's test groups (400 test videos)
 #                   1.3: Spin and Shake at any height, cut by the frame's edge as often as RiseUp
-#                   1.4: order is Grow/Shrink/GrowShrink/ShrinkGrow (not Assemble/Scatter) and
+#                   1.4: order is GrowShrink/ShrinkGrow, once or twice (not Assemble/Scatter) and
 #                        interaction Chase/Flee/Meet/Part on one geometry (not crossing paths), so
 #                        that within each category every class shows the same frames
 """Generator version, recorded in benchmark.json. Bump it whenever the output changes, so
@@ -124,8 +124,8 @@ CLASSES: list[ClassSpec] = [
     ClassSpec("Shake", "motion", "an object shakes up and down in place, at any height"),
     ClassSpec("GrowShrink", "temporal order", "an object grows, then shrinks"),
     ClassSpec("ShrinkGrow", "temporal order", "an object shrinks, then grows"),
-    ClassSpec("Grow", "temporal order", "an object grows from small to large"),
-    ClassSpec("Shrink", "temporal order", "an object shrinks from large to small (Grow reversed in time)"),
+    ClassSpec("GrowShrinkTwice", "temporal order", "an object grows and shrinks, twice"),
+    ClassSpec("ShrinkGrowTwice", "temporal order", "an object shrinks and grows, twice"),
     ClassSpec("Chase", "interaction", "two objects move the same way along their line; the one behind catches up"),
     ClassSpec("Flee", "interaction", "two objects move the same way along their line; the one ahead pulls away (Chase reversed)"),
     ClassSpec("Meet", "interaction", "two objects converge until they touch"),
