@@ -137,6 +137,26 @@ def test_other_seed_other_videos():
     assert a.shape == b.shape and not np.array_equal(a, b)
 
 
+def test_video_tracks_are_the_objects_the_video_shows():
+    """`video_tracks` is the ground truth of `render_video`: same video, same objects, every frame."""
+    from actionbook.data import _render as R
+
+    names = [c.name for c in G.CLASSES]
+    for name, objects in (("Chase", 2), ("GrowShrink", 1)):
+        label = names.index(name)
+        tracks = G.video_tracks(preset=TINY, seed=3, label=label, group=1, clip=1)
+        n = G.num_frames(TINY, 3, label, 1, 1)
+        assert len(tracks) == objects and all(len(t) == n for t in tracks)
+        # drawing these tracks with the video's own background and noise gives the video, bit for bit
+        _, bg, noise = G._video_rngs(3, label, 1, 1)
+        drawn = R.render(tracks, num_frames=n, height=TINY.height, width=TINY.width,
+                         style=G.group_style(3, 1), bg_rng=bg, noise_rng=noise)
+        assert np.array_equal(drawn, G.render_video(preset=TINY, seed=3, label=label, group=1, clip=1))
+    other = G.video_tracks(preset=TINY, seed=3, label=names.index("Chase"), group=1, clip=2)
+    assert not np.allclose(other[0].x, G.video_tracks(preset=TINY, seed=3, label=names.index("Chase"),
+                                                      group=1, clip=1)[0].x)
+
+
 # ----------------------------------------------------------------------------- honesty
 
 
@@ -295,8 +315,18 @@ def test_static_images():
     # the main object always shows, and some images hold others of other kinds
     assert d.presence.shape == (24, len(names)) and (d.presence[np.arange(24), y] == 1).all()
     assert (d.presence.sum(1) > 1).any()
+    # where each object that shows is: the main one always, whole, inside the frame; a kind that
+    # shows has a row (two objects of one kind share a presence flag: rows >= flags)
+    o = d.objects
+    assert o.shape == (24, 3, 4) and not np.isnan(o[:, 0]).any() and (o[:, 0, 3] == y).all()
+    assert ((o[:, 0, :2] - o[:, 0, 2:] >= 0) & (o[:, 0, :2] + o[:, 0, 2:] <= 32)).all()
+    assert ((~np.isnan(o[:, :, 0])).sum(1) >= d.presence.sum(1)).all()
+    shown = ~np.isnan(o[:, :, 3])
+    assert (d.presence[np.nonzero(shown)[0], o[shown][:, 3].astype(int)] == 1).all()
+    assert (o[:, 1:, 2][~np.isnan(o[:, 1:, 2])] > 0).all()
     d2 = G.static_images(n=24, size=32, seed=0)
     assert np.array_equal(x, d2.images) and np.array_equal(y, d2.labels) and np.array_equal(d.presence, d2.presence)
+    assert np.array_equal(o, d2.objects, equal_nan=True)
     assert not np.array_equal(x, G.static_images(n=24, size=32, seed=1).images)
     assert (x.reshape(24, -1).std(1) > 5).all()
 

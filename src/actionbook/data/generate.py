@@ -75,6 +75,7 @@ __all__ = [
     "video_name",
     "num_frames",
     "render_video",
+    "video_tracks",
     "MultiLabelVideo",
     "multilabel_plan",
     "render_multilabel",
@@ -277,18 +278,28 @@ def split_sizes(preset: str | Preset, split: int, seed: int = 0) -> dict[str, in
     return {"train": len(groups) - test, "test": test}
 
 
+def _video_rngs(seed: int, label: int, group: int, clip: int) -> list[np.random.Generator]:
+    """The scene's, the background's and the noise's random streams of one video."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, _VIDEO, label, group, clip]).spawn(3)]
+
+
+def video_tracks(*, preset: str | Preset, seed: int, label: int, group: int, clip: int) -> list[R.Track]:
+    """The objects of one benchmark video and where they are in every frame (`Track`s, before
+    camera jitter): the ground truth a probe of what features carry can be scored against."""
+    p = _preset(preset)
+    scene_rng = _video_rngs(seed, label, group, clip)[0]
+    ctx = R.make_ctx(scene_rng, group_style(seed, group), n=num_frames(p, seed, label, group, clip),
+                     h=p.height, w=p.width)
+    return R.scene(CLASSES[label].name, scene_rng, ctx)
+
+
 def render_video(*, preset: str | Preset, seed: int, label: int, group: int, clip: int) -> np.ndarray:
     """The frames (T, H, W, 3) uint8 of one benchmark video, rendered in memory."""
     p = _preset(preset)
-    n = num_frames(p, seed, label, group, clip)
-    style = group_style(seed, group)
-    scene_rng, bg_rng, noise_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence([seed, _VIDEO, label, group, clip]).spawn(3)
-    )
-    ctx = R.make_ctx(scene_rng, style, n=n, h=p.height, w=p.width)
-    tracks = R.scene(CLASSES[label].name, scene_rng, ctx)
-    return R.render(tracks, num_frames=n, height=p.height, width=p.width, style=style,
-                    bg_rng=bg_rng, noise_rng=noise_rng)  # (T, H, W, 3)
+    _, bg_rng, noise_rng = _video_rngs(seed, label, group, clip)
+    tracks = video_tracks(preset=p, seed=seed, label=label, group=group, clip=clip)
+    return R.render(tracks, num_frames=num_frames(p, seed, label, group, clip), height=p.height, width=p.width,
+                    style=group_style(seed, group), bg_rng=bg_rng, noise_rng=noise_rng)  # (T, H, W, 3)
 
 
 # ----------------------------------------------------------------------------- multi-label variant
@@ -570,13 +581,15 @@ class StaticImages:
 
     `labels`: the kind of each image's main object (its largest; the single label, as
     ImageNet's); `presence`: every kind that shows in the image (multi-hot, as a multi-label
-    dataset would annotate).
+    dataset would annotate); `objects`: where each object that shows is, how large, and its kind,
+    as a detection dataset's boxes would say (the main object first; NaN rows for absent ones).
     """
 
     images: np.ndarray    # (N, S, S, 3) uint8
     labels: np.ndarray    # (N,) int64, kind of the main object
     kinds: list[str]
     presence: np.ndarray  # (N, K) float32 in {0, 1}
+    objects: np.ndarray | None = None  # (N, 3, 4) float32: centre x, centre y, size (equal-area radius) in pixels, kind
 
     def __len__(self) -> int:
         return len(self.images)
@@ -617,7 +630,8 @@ def static_images(*, n: int, size: int, seed: int) -> StaticImages:
     k = len(KINDS)
     out = StaticImages(images=np.empty((n, size, size, 3), dtype=np.uint8),
                        labels=np.arange(n, dtype=np.int64) % k, kinds=list(KINDS),
-                       presence=np.zeros((n, k), np.float32))
+                       presence=np.zeros((n, k), np.float32),
+                       objects=np.full((n, len(_STATIC_OTHERS), 4), np.nan, np.float32))  # main + up to 2 others
     for i in range(n):
         rng = _rng(seed, _STATIC, i)
         style = dataclasses.replace(R.make_style(rng), jitter=0.0)  # still images: no camera shake
@@ -629,10 +643,11 @@ def static_images(*, n: int, size: int, seed: int) -> StaticImages:
             tracks.append(_static_track(rng, kind, style.obj_colors[int(rng.integers(2))], size, main=main))
         out.images[i] = R.render(tracks, num_frames=1, height=size, width=size, style=style,
                                  bg_rng=rng, noise_rng=rng)[0]  # (size, size, 3)
-        for tr in tracks:
+        for j, tr in enumerate(tracks):
             fp = R.footprint(tr, 0, size, size)
             if fp is not None and fp[-1].sum() >= 2.0:  # at least two pixels' worth of it shows
                 out.presence[i, KINDS.index(tr.kind)] = 1.0
+                out.objects[i, j] = (tr.x[0], tr.y[0], tr.size[0], KINDS.index(tr.kind))
     return out
 
 
