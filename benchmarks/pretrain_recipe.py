@@ -9,6 +9,9 @@ held-out accuracy after every epoch, and the time.
 
     python benchmarks/pretrain_recipe.py --epochs 4 8              # two runs
     python benchmarks/pretrain_recipe.py --epochs 4 --batch-size 32 --lr 1e-3
+    python benchmarks/pretrain_recipe.py --layout-weight 0 1 --keep /tmp/weights   # then validation_probe.py --weights
+
+`--keep DIR` keeps each run's weights and report in DIR (by its key) instead of a temporary folder.
 
 With `--clips rgb` or `--clips flow`, the same for the ci video pretraining of that stream's 3D
 network (`pretrain.pretrain_clips`, on generated motion clips; 10-way, with `--train-from` the
@@ -63,6 +66,9 @@ def main() -> None:
     ap.add_argument("--kind-weight", type=float, nargs="+",
                     help="clips: weight of the second head's loss (the moving object's kind); 0: none")
     ap.add_argument("--train-from", nargs="+", choices=("stem", "layer1", "layer2", "layer3", "layer4"))
+    ap.add_argument("--layout-weight", type=float, nargs="+",
+                    help="stills: weight of the layout head's loss (where the objects are, how large); 0: none")
+    ap.add_argument("--keep", type=Path, help="stills: keep each run's weights and report in this folder")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.clips:
@@ -70,16 +76,20 @@ def main() -> None:
         return clips(args)
     d = P.PretrainConfig()
     args.epochs, args.batch_size, args.lr = args.epochs or [d.epochs], args.batch_size or [d.batch_size], args.lr or [d.lr]
-    print(f"{'epochs':>6} {'batch':>5} {'lr':>8} {'held-out %':>10} {'train %':>8} {'s':>6}  held-out % after each epoch")
-    for epochs, batch, lr in itertools.product(args.epochs, args.batch_size, args.lr):
-        cfg = dataclasses.replace(d, epochs=epochs, batch_size=batch, lr=lr)
+    args.layout_weight = args.layout_weight or [d.layout_weight]
+    print(f"{'epochs':>6} {'batch':>5} {'lr':>8} {'layout':>6} {'held-out %':>10} {'train %':>8} {'s':>6}  "
+          f"held-out % after each epoch")
+    for epochs, batch, lr, lw in itertools.product(args.epochs, args.batch_size, args.lr, args.layout_weight):
+        cfg = dataclasses.replace(d, epochs=epochs, batch_size=batch, lr=lr, layout_weight=lw)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            r = P.pretrain(cfg, root=Path(tmp), progress=False)
+            r = P.pretrain(cfg, root=args.keep or Path(tmp), progress=False)
             seconds = time.perf_counter() - start
         curve = " ".join(f"{100 * c['test_accuracy']:.0f}" for c in r["curve"])
-        print(f"{epochs:6d} {batch:5d} {lr:8.1e} {100 * r['test_accuracy']:10.1f} {100 * r['train_accuracy']:8.1f} "
+        print(f"{epochs:6d} {batch:5d} {lr:8.1e} {lw:6.2f} {100 * r['test_accuracy']:10.1f} {100 * r['train_accuracy']:8.1f} "
               f"{seconds:6.0f}  {curve}", flush=True)
+        if args.keep:
+            print(f"    weights: {args.keep / (r['key'] + '.pt')}", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -176,6 +178,21 @@ def _shapes(*, n: int, size: int, seed: int):
     return StaticImages(images, labels, ["disc", "square"], np.eye(2, dtype=np.float32)[labels])
 
 
+def _shapes_with_objects(*, n: int, size: int, seed: int):
+    """`_shapes`, annotated with where its one object is (`StaticImages.objects`)."""
+    d = _shapes(n=n, size=size, seed=seed)
+    labels = d.labels
+    rng = np.random.default_rng(seed)  # `_shapes`' draws again, for the centres
+    objects = np.full((n, 3, 4), np.nan, np.float32)
+    rng.integers(0, 80, size=(n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        cy, cx = rng.integers(size // 3, 2 * size // 3, 2).tolist()
+        objects[i, 0] = (cx, cy, size // 5, labels[i])
+        rng.integers(120, 256, 3)
+    d.objects = objects
+    return d
+
+
 def test_pretraining_is_cached_and_inflation_keeps_its_accuracy(tmp_path):
     from actionbook.features import pretrain as P
 
@@ -197,6 +214,39 @@ def test_pretraining_is_cached_and_inflation_keeps_its_accuracy(tmp_path):
     state = P.ci_state_dict(cfg, root=tmp_path)
     assert state["fc.weight"].shape == (4, 512)  # kind logits | presence logits
     assert set(report["test_losses"]) == {"kind", "presence"}
+
+
+def test_layout_targets_follow_the_flip_and_the_crop():
+    """The layout head is told where each kind's object is in the crop it sees, not in the full image."""
+    from actionbook.features import pretrain as P
+
+    nan = float("nan")
+    objects = torch.tensor([[[10.0, 20.0, 4.0, 1], [58.0, 5.0, 2.0, 0], [30.0, 30.0, 3.0, 1]],  # x, y, size, kind
+                            [[nan, nan, nan, nan]] * 3])                                         # nothing shows
+    where = dict(size=64, crop=56, grid=4, kinds=3)                                              # cells of 14 px
+    box, known, occupied = P._layout(objects, torch.tensor([False, False]), (4, 8), **where)     # corner (dy, dx)
+    assert known.tolist() == [[True, True, False], [False, False, False]]
+    assert box[0, 1].tolist() == pytest.approx([2 / 56, 16 / 56, 4 / 56])  # kind 1: the main object wins
+    assert box[0, 0].tolist() == pytest.approx([50 / 56, 1 / 56, 2 / 56])
+    # (row, col) of each centre: (16 // 14, 2 // 14), (1 // 14, 50 // 14), (26 // 14, 22 // 14)
+    assert occupied[0].view(4, 4).nonzero().tolist() == [[0, 3], [1, 0], [1, 1]] and occupied[1].sum() == 0
+    # flipped: x -> 63 - x before the crop; the second object's centre falls left of the crop: no cell
+    box, known, occupied = P._layout(objects[:1], torch.tensor([True]), (4, 8), **where)
+    assert box[0, 1].tolist() == pytest.approx([45 / 56, 16 / 56, 4 / 56])
+    assert box[0, 0, 0] < 0 and occupied[0].view(4, 4).nonzero().tolist() == [[1, 1], [1, 3]]
+
+
+def test_pretraining_with_the_layout_head(tmp_path):
+    from actionbook.features import pretrain as P
+
+    cfg = P.PretrainConfig(n_train=32, n_test=16, size=24, crop=20, epochs=1, batch_size=32, n_test_3d=16,
+                           layout_weight=1.0, layout_grid=2)
+    with pytest.raises(ValueError, match="objects"):
+        P.pretrain(cfg, images=_shapes, root=tmp_path, progress=False)  # the stand-in says nowhere where
+    report = P.pretrain(cfg, images=_shapes_with_objects, root=tmp_path, progress=False)
+    assert set(report["test_losses"]) == {"kind", "presence", "where", "occupancy"}
+    assert P.ci_state_dict(cfg, root=tmp_path)["fc.weight"].shape == (4 + 2 * 3 + 4, 512)  # kind | presence | layout
+    assert P.pretrain_key(cfg) != P.pretrain_key(dataclasses.replace(cfg, layout_weight=0.5))
 
 
 def test_pretraining_runs_under_no_grad_and_leaves_the_callers_random_stream(tmp_path):

@@ -70,6 +70,9 @@ class PretrainConfig:
     seed: int = 0
     clip_frames: int = 4     # length of the still clips the inflated 3D network is scored on
     n_test_3d: int = 120     # held-out images it is scored on (a 3D forward costs more)
+    layout_weight: float = 0.0  # > 0: a third head says where each kind's object is and how large (loss weight;
+    #                             tried and not adopted: `benchmarks/README.md`, "Where the objects are")
+    layout_grid: int = 4        # its occupancy map: layout_grid x layout_grid cells of the crop
 
 
 ImageSource = Callable[..., "StaticImages"]  # static_images(n=, size=, seed=) -> StaticImages
@@ -99,21 +102,58 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, H, W) in [0, 1]
 
 
-def _augment(x: torch.Tensor, crop: int, g: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and a random crop x crop window (one per batch)."""
+def _augment(x: torch.Tensor, crop: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """Random horizontal flip and a random crop x crop window (one per batch): the crops
+    (N, 3, crop, crop), which images were flipped (N,) and the window's corner (dy, dx)."""
     n, _, h, w = x.shape
     flip = torch.rand(n, generator=g) < 0.5
     x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
     dy, dx = (int(v) for v in torch.randint(0, h - crop + 1, (2,), generator=g))
-    return x[:, :, dy:dy + crop, dx:dx + crop]  # (N, 3, crop, crop)
+    return x[:, :, dy:dy + crop, dx:dx + crop], flip, (dy, dx)
 
 
-def _loss(out: torch.Tensor, kind: torch.Tensor, presence: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Cross-entropy on the main object's kind + binary cross-entropy on every kind that shows."""
+def _layout(objects: torch.Tensor, flip: torch.Tensor, corner: tuple[int, int], *, size: int, crop: int,
+            grid: int, kinds: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the layout head must say of each crop, from `objects` (N, O, 4) = centre x, y, size in
+    pixels of the full image, kind (NaN rows: absent; the main object first): for each kind, where
+    its object is and how large (the main object's, where two share its kind), as fractions of the
+    crop (N, kinds, 3), and which
+    kinds show (N, kinds), the mask of that target; and which of grid x grid cells of the crop hold
+    an object's centre (N, grid * grid) in {0, 1}. `flip` and `corner` are `_augment`'s."""
+    n = len(objects)
+    x = torch.where(flip.view(-1, 1), size - 1 - objects[..., 0], objects[..., 0]) - corner[1]  # (N, O)
+    y = objects[..., 1] - corner[0]
+    box = torch.stack([x, y, objects[..., 2]], -1) / crop                   # (N, O, 3)
+    shows = ~torch.isnan(objects[..., 3])                                   # (N, O)
+    where, known = torch.zeros(n, kinds, 3), torch.zeros(n, kinds, dtype=torch.bool)
+    for j in reversed(range(objects.shape[1])):  # the main object last: it wins where two share a kind
+        rows = shows[:, j].nonzero().squeeze(1)
+        kind = objects[rows, j, 3].long()
+        where[rows, kind], known[rows, kind] = box[rows, j], True
+    col, row = (x / crop * grid).floor(), (y / crop * grid).floor()        # (N, O), NaN where absent
+    inside = (col >= 0) & (col < grid) & (row >= 0) & (row < grid)        # False for NaN
+    cell = torch.where(inside, row * grid + col, torch.zeros_like(col)).long()
+    occupied = torch.zeros(n, grid * grid).scatter_add_(1, cell, inside.float()).clamp_(max=1)
+    return where, known, occupied
+
+
+def _loss(out: torch.Tensor, kind: torch.Tensor, presence: torch.Tensor,
+          layout: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, layout_weight: float = 0.0
+          ) -> tuple[torch.Tensor, dict]:
+    """Cross-entropy on the main object's kind + binary cross-entropy on every kind that shows
+    (+ with `layout`, at `layout_weight`: smooth L1 on each shown kind's place and size, and
+    binary cross-entropy on the occupancy map, `_layout`)."""
     k = presence.shape[1]
     parts = dict(kind=F.cross_entropy(out[:, :k], kind),
-                 presence=F.binary_cross_entropy_with_logits(out[:, k:], presence))
-    return parts["kind"] + parts["presence"], parts
+                 presence=F.binary_cross_entropy_with_logits(out[:, k:2 * k], presence))
+    total = parts["kind"] + parts["presence"]
+    if layout is not None:
+        where, known, occupied = layout
+        guess = out[:, 2 * k:5 * k].view(-1, k, 3)                          # (N, K, 3)
+        parts["where"] = F.smooth_l1_loss(guess[known], where[known], beta=0.1)
+        parts["occupancy"] = F.binary_cross_entropy_with_logits(out[:, 5 * k:], occupied)
+        total = total + layout_weight * (parts["where"] + parts["occupancy"])
+    return total, parts
 
 
 def _center(x: torch.Tensor, crop: int) -> torch.Tensor:
@@ -169,8 +209,17 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     x = (x - mean) / std
     x_train, y_train, p_train = x[:cfg.n_train], y[:cfg.n_train], p[:cfg.n_train]
     x_test, y_test = _center(x[cfg.n_train:], cfg.crop), y[cfg.n_train:]
+    layout = cfg.layout_weight > 0
+    if layout and d.objects is None:
+        raise ValueError("layout_weight > 0 needs images with `objects` (where each object is)")
+    objects = torch.as_tensor(d.objects) if layout else None  # (N, O, 4)
+    n_layout = 3 * k + cfg.layout_grid ** 2 if layout else 0
+    where = dict(size=cfg.size, crop=cfg.crop, grid=cfg.layout_grid, kinds=k)
+    test_corner = ((cfg.size - cfg.crop) // 2,) * 2  # `_center`'s window
+    test_layout = (_layout(objects[cfg.n_train:], torch.zeros(cfg.n_test, dtype=torch.bool), test_corner, **where)
+                   if layout else None)
 
-    model = ci_nets.ci_resnet18(num_classes=2 * k).to(memory_format=torch.channels_last)  # kind | presence
+    model = ci_nets.ci_resnet18(num_classes=2 * k + n_layout).to(memory_format=torch.channels_last)  # kind | presence | layout
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((cfg.n_train + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -181,8 +230,10 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
         order = torch.randperm(cfg.n_train, generator=g)
         for i in range(0, cfg.n_train, cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            xb = _augment(x_train[idx], cfg.crop, g).contiguous(memory_format=torch.channels_last)  # (B, 3, crop, crop)
-            loss, parts = _loss(model(xb), y_train[idx], p_train[idx])
+            xb, flip, corner = _augment(x_train[idx], cfg.crop, g)
+            xb = xb.contiguous(memory_format=torch.channels_last)  # (B, 3, crop, crop)
+            lay = _layout(objects[idx], flip, corner, **where) if layout else None
+            loss, parts = _loss(model(xb), y_train[idx], p_train[idx], lay, cfg.layout_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -193,13 +244,13 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     bar.close()
     model.eval()
     with torch.no_grad():
-        out = torch.cat([model(xb) for xb in x_test.split(128)])  # (n_test, 2K)
-        _, test_parts = _loss(out, y_test, p[cfg.n_train:])
+        out = torch.cat([model(xb) for xb in x_test.split(128)])  # (n_test, 2K [+ layout])
+        _, test_parts = _loss(out, y_test, p[cfg.n_train:], test_layout, cfg.layout_weight)
     model = model.to(memory_format=torch.contiguous_format)
     state = {name: v.detach().clone().contiguous() for name, v in model.state_dict().items()}
     train_seconds = time.perf_counter() - start
 
-    net3d = ci_nets.inflated_r3d_18(num_classes=2 * k)
+    net3d = ci_nets.inflated_r3d_18(num_classes=2 * k + n_layout)
     net3d.load_state_dict(ci_nets.inflate_resnet(state))
     report = dict(
         key=pretrain_key(cfg), config=asdict(cfg), classes=list(d.kinds),
