@@ -64,7 +64,7 @@ def features(net: torchvision.models.ResNet, frames: torch.Tensor, layers: list[
     cuts = [FrameBackbone(net, layer=layer, mean=mean, std=std).eval() for layer in layers]
     x = frames.flatten(0, 1)  # (V F, 3, H, W) uint8
     out = torch.cat([torch.cat([cut(xb.float() / 255) for cut in cuts], 1) for xb in x.split(256)])
-    return out.view(*frames.shape[:2], -1)
+    return out.reshape(*frames.shape[:2], -1)  # (V, F, D): maps (`_map` layers) flattened
 
 
 def linear_probe(xtr, ytr, xte, *, steps: int = 300, wd: float = 1e-3, seed: int = 0, classes: int = len(CLASSES)):
