@@ -117,9 +117,9 @@ def _layout(objects: torch.Tensor, flip: torch.Tensor, corner: tuple[int, int], 
     """What the layout head must say of each crop, from `objects` (N, O, 4) = centre x, y, size in
     pixels of the full image, kind (NaN rows: absent; the main object first): for each kind, where
     its object is and how large (the main object's, where two share its kind), as fractions of the
-    crop (N, kinds, 3), and which
-    kinds show (N, kinds), the mask of that target; and which of grid x grid cells of the crop hold
-    an object's centre (N, grid * grid) in {0, 1}. `flip` and `corner` are `_augment`'s."""
+    crop (N, kinds, 3); which kinds show (N, kinds), the mask of that target; and which of grid x
+    grid cells of the crop hold an object's centre (N, grid * grid) in {0, 1}. `flip` and `corner`
+    are `_augment`'s."""
     n = len(objects)
     x = torch.where(flip.view(-1, 1), size - 1 - objects[..., 0], objects[..., 0]) - corner[1]  # (N, O)
     y = objects[..., 1] - corner[0]
