@@ -169,28 +169,15 @@ def _shapes(*, n: int, size: int, seed: int):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 80, size=(n, size, size, 3), dtype=np.uint8)
     labels = np.arange(n) % 2
+    objects = np.full((n, 3, 4), np.nan, np.float32)  # where its one object is (`StaticImages.objects`)
     yy, xx = np.mgrid[:size, :size]
     for i in range(n):
         cy, cx, r = rng.integers(size // 3, 2 * size // 3, 2).tolist() + [size // 5]
+        objects[i, 0] = (cx, cy, r, labels[i])
         mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r if labels[i] == 0 else \
             (abs(yy - cy) <= r) & (abs(xx - cx) <= r)
         images[i][mask] = rng.integers(120, 256, 3)
-    return StaticImages(images, labels, ["disc", "square"], np.eye(2, dtype=np.float32)[labels])
-
-
-def _shapes_with_objects(*, n: int, size: int, seed: int):
-    """`_shapes`, annotated with where its one object is (`StaticImages.objects`)."""
-    d = _shapes(n=n, size=size, seed=seed)
-    labels = d.labels
-    rng = np.random.default_rng(seed)  # `_shapes`' draws again, for the centres
-    objects = np.full((n, 3, 4), np.nan, np.float32)
-    rng.integers(0, 80, size=(n, size, size, 3), dtype=np.uint8)
-    for i in range(n):
-        cy, cx = rng.integers(size // 3, 2 * size // 3, 2).tolist()
-        objects[i, 0] = (cx, cy, size // 5, labels[i])
-        rng.integers(120, 256, 3)
-    d.objects = objects
-    return d
+    return StaticImages(images, labels, ["disc", "square"], np.eye(2, dtype=np.float32)[labels], objects)
 
 
 def test_pretraining_is_cached_and_inflation_keeps_its_accuracy(tmp_path):
@@ -242,8 +229,9 @@ def test_pretraining_with_the_layout_head(tmp_path):
     cfg = P.PretrainConfig(n_train=32, n_test=16, size=24, crop=20, epochs=1, batch_size=32, n_test_3d=16,
                            layout_weight=1.0, layout_grid=2)
     with pytest.raises(ValueError, match="objects"):
-        P.pretrain(cfg, images=_shapes, root=tmp_path, progress=False)  # the stand-in says nowhere where
-    report = P.pretrain(cfg, images=_shapes_with_objects, root=tmp_path, progress=False)
+        P.pretrain(cfg, images=lambda **kw: dataclasses.replace(_shapes(**kw), objects=None), root=tmp_path,
+                   progress=False)  # images that say nowhere where their objects are
+    report = P.pretrain(cfg, images=_shapes, root=tmp_path, progress=False)
     assert set(report["test_losses"]) == {"kind", "presence", "where", "occupancy"}
     assert P.ci_state_dict(cfg, root=tmp_path)["fc.weight"].shape == (4 + 2 * 3 + 4, 512)  # kind | presence | layout
     assert P.pretrain_key(cfg) != P.pretrain_key(dataclasses.replace(cfg, layout_weight=0.5))

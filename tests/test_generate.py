@@ -319,7 +319,7 @@ def test_static_images():
     # shows has a row (two objects of one kind share a presence flag: rows >= flags)
     o = d.objects
     assert o.shape == (24, 3, 4) and not np.isnan(o[:, 0]).any() and (o[:, 0, 3] == y).all()
-    assert ((o[:, 0, :2] - o[:, 0, 2:] >= 0) & (o[:, 0, :2] + o[:, 0, 2:] <= 32)).all()
+    assert ((o[:, 0, :2] - o[:, 0, 2:3] >= 0) & (o[:, 0, :2] + o[:, 0, 2:3] <= 32)).all()  # centre +- size
     assert ((~np.isnan(o[:, :, 0])).sum(1) >= d.presence.sum(1)).all()
     shown = ~np.isnan(o[:, :, 3])
     assert (d.presence[np.nonzero(shown)[0], o[shown][:, 3].astype(int)] == 1).all()
