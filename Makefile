@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Always executes: the book is never stale after a change in src/.
+# Executes every notebook whose inputs changed (its text, parameters, any file of src/actionbook):
+# the book is never stale after a change in src/, and an unchanged notebook (one the test suite
+# just executed, say) is not computed twice. `make book RUN_FLAGS=--force` executes them all.
 book: install
 	$(PY) -m actionbook run --mode ci $(RUN_FLAGS)
 	$(PY) -m actionbook build --mode ci

@@ -106,18 +106,22 @@ def ci_cache():
 
 
 @pytest.fixture(scope="session")
-def executed_ci(ci_cache, tmp_path_factory):
+def executed_ci(ci_cache):
     """`executed_ci("book/mrrn/experiments.md")` -> (executed .ipynb, results folder): runs the
-    notebook in ci mode once per session (the chapters' run cache in `ci_cache` is shared with
-    `make book`) and returns the same files to every test that asks."""
+    notebook in ci mode once per session, exactly as `make book` does (the repository's cache,
+    `results/` and `_build/executed/`), and returns the same files to every test that asks. The
+    runner's execution key (`runner.execution_key`) then lets `make book` reuse what the tests
+    executed, and lets the tests reuse what an unchanged `make book` executed: the notebook runs
+    again whenever its text, its parameters or any file of `src/actionbook` changed."""
     import subprocess
 
+    from actionbook.paths import results_dir
+
     done: dict[str, tuple[Path, Path]] = {}
-    root = tmp_path_factory.mktemp("executed_ci")
 
     def run(notebook: str) -> tuple[Path, Path]:
         if notebook not in done:
-            out, res = root / "executed", root / "results"
+            out, res = ROOT / "_build" / "executed", results_dir()
             env = dict(os.environ, ACTIONBOOK_CACHE=str(ci_cache), ACTIONBOOK_RESULTS=str(res))
             r = subprocess.run([sys.executable, "-m", "actionbook", "run", "--mode", "ci", "--no-progress",
                                 "--out", str(out), notebook], capture_output=True, text=True, env=env, cwd=ROOT)

@@ -136,5 +136,57 @@ def test_run_ends_with_a_table_of_notebooks_and_stages_built(tmp_path, actionboo
     assert r.returncode == 0, r.stderr
     table = r.stderr[r.stderr.index("notebook "):]
     assert "timed" in table and "features: stand-in feature set" in table and "all features" in table
-    again = actionbook_cli("run", "--mode", "ci", nb, "--out", tmp_path / "executed", "--no-progress")
+    again = actionbook_cli("run", "--mode", "ci", nb, "--out", tmp_path / "executed", "--no-progress", "--force")
     assert again.stderr.count("stand-in feature set") == 1  # only the stages built during this run
+
+
+COUNT = """
+from pathlib import Path
+from actionbook import results
+import pandas as pd
+log = Path(log_file)
+log.write_text(log.read_text() + "x" if log.exists() else "x")  # one x per execution
+results.save(pd.DataFrame({"tag": [tag]}), mode=mode, chapter="test", experiment="count", seed=0, config={})
+"""
+
+
+@pytest.mark.notebooks
+def test_unchanged_notebook_is_reused_and_any_change_executes_it_again(tmp_path, actionbook_cli):
+    """ci mode's execution cache: the same notebook with the same inputs runs once; its
+    parameters, an altered result and its text each make it run again (`--force` does too:
+    test_run_ends_with_a_table_of_notebooks_and_stages_built)."""
+    log = tmp_path / "log.txt"
+    nb = write_notebook(tmp_path / "count.md", COUNT, params=f'mode = "ci"\ntag = "a"\nlog_file = "{log}"')
+    out = tmp_path / "executed"
+
+    def run(*extra):
+        r = actionbook_cli("run", "--mode", "ci", nb, "--out", out, "--no-progress", *extra)
+        assert r.returncode == 0, r.stderr
+        return r
+
+    run()
+    assert log.read_text() == "x"
+    r = run()
+    assert log.read_text() == "x" and "ran 0 notebook(s), reused 1" in r.stderr  # nothing changed
+    assert "count (reused)" in r.stderr  # the timing table says so
+    run("-p", "tag", "b")
+    assert log.read_text() == "xx"  # another parameter value
+    csv = tmp_path / "results" / "ci" / "test" / "count.csv"
+    csv.write_text(csv.read_text() + "tampered\n")
+    run("-p", "tag", "b")
+    assert log.read_text() == "xxx" and "tampered" not in csv.read_text()  # a result it wrote was altered
+    nb.write_text(nb.read_text().replace("one x per execution", "one x per run"))
+    run("-p", "tag", "b")
+    assert log.read_text() == "xxxx"  # the notebook's text changed
+
+
+def test_execution_key_sees_the_package_parameters_and_folders(tmp_path, monkeypatch):
+    nb = write_notebook(tmp_path / "k.md", "pass", params='mode = "ci"\nseed = 0')
+    book = runner.Notebook(nb, "k")
+    key = runner.execution_key(book, mode="ci", params={}, digest="a")
+    assert key == runner.execution_key(book, mode="ci", params={}, digest="a")
+    assert key != runner.execution_key(book, mode="ci", params={}, digest="b")  # a file of src/ changed
+    assert key != runner.execution_key(book, mode="ci", params={"seed": 1}, digest="a")
+    monkeypatch.setenv("ACTIONBOOK_RESULTS", str(tmp_path / "elsewhere"))
+    assert key != runner.execution_key(book, mode="ci", params={}, digest="a")
+    assert len(runner.package_digest()) == 64

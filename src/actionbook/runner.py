@@ -15,14 +15,24 @@ defines at least `mode`. The runner
    generation, ci pretraining, each feature set) built meanwhile (`actionbook.stages`).
 
 A failing cell stops the run with a non-zero exit naming the notebook and the cell.
-The runner always executes: there is no execution cache, so a change in `src/` always
-shows in the next `make book`.
+
+In ci mode an executed notebook is reused when nothing it depends on changed (`execution_key`:
+the notebook's text, its parameters, every file of the `actionbook` package, the cache, results
+and data folders, the Python and library versions) and the results it wrote are still there,
+byte for byte (`<name>.run.json` beside the executed notebook records both). So a change in
+`src/` always shows in the next `make book`, and an unchanged book is not computed twice (the
+test suite executes the chapters' notebooks where `make book` does). `--force` executes anyway.
+Full mode always executes: its inputs (the datasets, the weight files) live outside the
+repository, where no key can see them change.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import platform
 import sys
 import tempfile
 import time
@@ -34,7 +44,7 @@ import yaml
 
 from actionbook import MODES, stages
 from actionbook.io import read_json, write_json
-from actionbook.paths import ROOT
+from actionbook.paths import ROOT, cache_dir, data_dir, results_dir
 
 
 class RunnerError(Exception):
@@ -212,15 +222,82 @@ def _failed_cell(out_nb: Path, exec_count: int | None) -> str:
     return f"cell In [{exec_count}]" if exec_count is not None else ""
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def package_digest() -> str:
+    """A hash of every file of the installed `actionbook` package (code, paper tables)."""
+    import actionbook
+
+    base = Path(actionbook.__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(f.relative_to(base)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def execution_key(nb: Notebook, *, mode: str, params: dict[str, Any], digest: str | None = None) -> str:
+    """What an executed notebook depends on, hashed: its text, mode and parameters, the package's
+    files (`package_digest`), the folders it reads and writes, the Python and library versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for lib in ("torch", "torchvision", "numpy", "pandas", "scipy", "scikit-learn", "av", "opencv-python-headless",
+                "myst-nb", "papermill"):
+        try:
+            versions[lib] = version(lib)
+        except PackageNotFoundError:
+            versions[lib] = None
+    blob = dict(notebook=nb.source.read_text(encoding="utf-8"), name=nb.name, mode=mode,
+                params={k: repr(v) for k, v in sorted(params.items())},
+                package=digest or package_digest(), python=platform.python_version(), versions=versions,
+                folders=[str(f().resolve()) for f in (cache_dir, results_dir, data_dir)])
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def _results_state(mode: str) -> dict[str, tuple[int, int]]:
+    base = results_dir() / mode
+    return {str(p.relative_to(base)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in base.rglob("*") if p.is_file()} if base.is_dir() else {}
+
+
+def _record_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".run.json")
+
+
+def reusable(out: Path, key: str, mode: str) -> bool:
+    """True when `out` was executed with this `key` and every results file it wrote is unchanged."""
+    record = _record_path(out)
+    if not (out.is_file() and record.is_file()):
+        return False
+    try:
+        rec = read_json(record)
+    except ValueError:
+        return False
+    if rec.get("key") != key:
+        return False
+    base = results_dir() / mode
+    return all((base / rel).is_file() and _sha256(base / rel) == sha for rel, sha in rec.get("results", {}).items())
+
+
 def execute(nb: Notebook, ipynb: Path, *, mode: str, params: dict[str, Any], out_dir: Path,
-            progress: bool = True) -> float:
-    """Execute one converted notebook; return its wall time in seconds."""
+            progress: bool = True, key: str | None = None) -> float:
+    """Execute one converted notebook; return its wall time in seconds. With `key`
+    (`execution_key`), record it and the results files the notebook wrote beside the executed
+    notebook, for `reusable`."""
     import papermill as pm
 
     out = out_dir / mode / (nb.name + ".ipynb")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.stem + ".partial.ipynb")
     failed = out.with_name(out.stem + ".failed.ipynb")
+    _record_path(out).unlink(missing_ok=True)  # the old record no longer describes what is at `out`
+    before = _results_state(mode)
     os.environ["ACTIONBOOK_NOTEBOOK"] = str(nb.source)  # recorded in results metadata
     t0 = time.perf_counter()
     try:
@@ -234,22 +311,31 @@ def execute(nb: Notebook, ipynb: Path, *, mode: str, params: dict[str, Any], out
                           f"  the executed notebook is at {failed}") from None
     os.replace(partial, out)
     failed.unlink(missing_ok=True)
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if key is not None:
+        written = sorted(rel for rel, state in _results_state(mode).items() if before.get(rel) != state)
+        base = results_dir() / mode
+        write_json(_record_path(out), dict(key=key, seconds=round(seconds, 2), notebook=str(nb.source),
+                                           results={rel: _sha256(base / rel) for rel in written}))
+    return seconds
 
 
 def run(notebooks: list[Path], *, mode: str, params: dict[str, str], out_dir: Path,
-        progress: bool = True) -> dict[str, float]:
-    """Check every notebook's parameters first, then execute them in order."""
+        progress: bool = True, force: bool = False, reused: set[str] | None = None) -> dict[str, float]:
+    """Check every notebook's parameters first, then execute them in order. In ci mode a notebook
+    whose executed copy is `reusable` is not executed again (unless `force`); its name is added to
+    `reused` and its time is the recorded one."""
     if mode not in MODES:
         raise RunnerError(f"unknown mode {mode!r}: valid modes are {', '.join(MODES)}")
     if "mode" in params:
         raise RunnerError("set the mode with --mode, not -p mode")
     with tempfile.TemporaryDirectory(prefix="actionbook-run-") as tmp:  # removed however the run ends
-        return _run(notebooks, Path(tmp), mode=mode, params=params, out_dir=out_dir, progress=progress)
+        return _run(notebooks, Path(tmp), mode=mode, params=params, out_dir=out_dir, progress=progress,
+                    force=force, reused=reused if reused is not None else set())
 
 
 def _run(notebooks: list[Path], tmp: Path, *, mode: str, params: dict[str, str], out_dir: Path,
-         progress: bool) -> dict[str, float]:
+         progress: bool, force: bool, reused: set[str]) -> dict[str, float]:
     from tqdm.auto import tqdm
 
     plan = []
@@ -266,10 +352,18 @@ def _run(notebooks: list[Path], tmp: Path, *, mode: str, params: dict[str, str],
         plan.append((nb, ipynb, check_parameters(nb, params)))
 
     times: dict[str, float] = {}
+    digest = package_digest() if mode == "ci" else None
     bar = tqdm(plan, desc=f"book ({mode})", unit="notebook", disable=not progress, file=sys.stderr)
     for nb, ipynb, p in bar:
         bar.set_postfix_str(nb.name)
-        times[nb.name] = execute(nb, ipynb, mode=mode, params=p, out_dir=out_dir, progress=progress)
+        key = execution_key(nb, mode=mode, params=p, digest=digest) if digest else None
+        out = out_dir / mode / (nb.name + ".ipynb")
+        if key is not None and not force and reusable(out, key, mode):
+            reused.add(nb.name)
+            times[nb.name] = float(read_json(_record_path(out)).get("seconds", 0.0))
+            print(f"  {nb.name}: unchanged, executed copy reused ({out})", file=sys.stderr, flush=True)
+            continue
+        times[nb.name] = execute(nb, ipynb, mode=mode, params=p, out_dir=out_dir, progress=progress, key=key)
         print(f"  {nb.name}: {times[nb.name]:.1f} s", file=sys.stderr, flush=True)
     return times
 
@@ -284,6 +378,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=ROOT / "_build" / "executed",
                    help="where executed notebooks go (default: _build/executed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true",
+                   help="execute every notebook, even one whose executed copy has the same inputs (ci mode)")
 
 
 def parameters(pairs: list[list[str]] | list[tuple[str, str]]) -> dict[str, str]:
@@ -301,8 +397,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         params = parameters(args.parameter)
         notebooks = args.notebooks or book_notebooks()
+        reused: set[str] = set()
         times = run(notebooks, mode=args.mode, params=params, out_dir=args.out,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, force=args.force, reused=reused)
     except RunnerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -315,7 +412,7 @@ def main(args: argparse.Namespace) -> int:
         old = {}
     old.update({k: round(v, 2) for k, v in times.items()})
     write_json(summary, old)  # atomic
-    print(f"ran {len(times)} notebook(s) in {total:.1f} s; executed notebooks in {args.out / args.mode}",
-          file=sys.stderr)
-    print("\n" + stages.summary(times, since=since, total=total), file=sys.stderr)  # where the time went
+    print(f"ran {len(times) - len(reused)} notebook(s), reused {len(reused)} unchanged, in {total:.1f} s; "
+          f"executed notebooks in {args.out / args.mode}", file=sys.stderr)
+    print("\n" + stages.summary(times, since=since, total=total, reused=reused), file=sys.stderr)
     return 0

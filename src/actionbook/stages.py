@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from actionbook.paths import cache_dir
 
@@ -81,14 +81,19 @@ def read(*, since: float | None = None, path: Path | None = None) -> list[dict[s
     return rows
 
 
-def summary(notebooks: dict[str, float], *, since: float, total: float | None = None) -> str:
+def summary(notebooks: dict[str, float], *, since: float, total: float | None = None,
+            reused: Collection[str] = ()) -> str:
     """The table `actionbook run` prints at its end: seconds per notebook, then per stage built
-    since `since` (with the notebooks' total, the stages are part of it)."""
+    since `since` (with the notebooks' total, the stages are part of it). A notebook in `reused`
+    was not executed (its executed copy had the same inputs): its row says so and its seconds,
+    those of the run that made the copy, are not in the total."""
     rows = read(since=since)
-    width = max([len(n) for n in notebooks] + [len(f"{r['stage']}: {r['name']}") for r in rows] + [20])
+    width = max([len(n) + len(" (reused)") for n in notebooks] + [len(f"{r['stage']}: {r['name']}") for r in rows]
+                + [20])
     out = [f"{'notebook':<{width}}  seconds", f"{'-' * width}  -------"]
-    out += [f"{name:<{width}}  {sec:7.1f}" for name, sec in notebooks.items()]
-    out.append(f"{'all notebooks':<{width}}  {sum(notebooks.values()):7.1f}")
+    out += [f"{name + (' (reused)' if name in reused else ''):<{width}}  "
+            + (f"{'-':>7}" if name in reused else f"{sec:7.1f}") for name, sec in notebooks.items()]
+    out.append(f"{'all notebooks':<{width}}  {sum(s for n, s in notebooks.items() if n not in reused):7.1f}")
     if total is not None:
         out.append(f"{'the run, start to end':<{width}}  {total:7.1f}")
     if rows:
