@@ -104,8 +104,28 @@ def _run(notebook: Path, env: dict, out: Path, **extra) -> subprocess.CompletedP
                           cwd=ROOT)
 
 
+LANES = 2  # chapters run side by side, each on one CPU thread (see `_run_all`)
+
+
 def _run_all(env: dict, out: Path, names: list[str] = NAMES, **extra) -> dict[str, subprocess.CompletedProcess]:
-    return {name: _run(ROOT / name, env, out, **extra) for name in names}
+    """Every page of `names`, a chapter's pages in reading order (a page may read what an earlier
+    one cached), the chapters `LANES` at a time, each on one torch thread: a chapter's caches
+    (features, runs, results) are its own, and the kernels' start, imports and decoding are
+    serial work that two lanes overlap, where two threads in one lane would not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chapters: dict[str, list[str]] = {}
+    for name in names:
+        chapters.setdefault(str(Path(name).parent), []).append(name)
+    lane_env = dict(env, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+    def chapter(pages: list[str]) -> dict[str, subprocess.CompletedProcess]:
+        return {name: _run(ROOT / name, lane_env, out, **extra) for name in pages}
+
+    with ThreadPoolExecutor(LANES) as pool:
+        done = [f.result() for f in [pool.submit(chapter, pages) for pages in chapters.values()]]
+    procs = {k: v for d in done for k, v in d.items()}
+    return {name: procs[name] for name in names}
 
 
 def _trains(name: str) -> bool:
@@ -188,23 +208,40 @@ def test_results_carry_full_mode_provenance(first_run, full_env):
         assert "_vs_paper" in page and "paper" in page
 
 
+def _resumed() -> list[str]:
+    """The notebooks run again by the resume test: each chapter's first page that trains. Every
+    chapter trains through one `chapter.RunCache` (its resume is unit-tested in test_chapter.py);
+    this pass checks it end to end in full mode, once per chapter, not once per page (each page
+    costs a kernel, its imports and its features' loading again)."""
+    first: dict[str, str] = {}
+    for name in NAMES:
+        if _trains(name):
+            first.setdefault(str(Path(name).parent), name)
+    return list(first.values())
+
+
 def test_second_run_resumes_from_the_full_mode_checkpoints(first_run, full_env):
     """Every run's test result is removed, its checkpoint kept (as if killed after its last
-    epoch): running every notebook again evaluates the checkpoints and trains nothing."""
+    epoch): running each chapter's first training page again evaluates its checkpoints, trains
+    nothing and writes the same numbers."""
     base, cache = full_env["base"], full_env["base"] / "cache"
     before = first_run["runs"]
     assert before and all("last.pt" in files and "result.pt" in files for files in before.values()), before
     tables = {p: pd.read_csv(p) for p in (base / "results" / "full").glob("*/*.csv")}
     for run in before:
         (cache / run / "result.pt").unlink()
-    again = _run_all(full_env["env"], base / "executed-again", [n for n in NAMES if _trains(n)])
+    pages = _resumed()
+    assert {str(Path(n).parent) for n in pages} == {str(Path(n).parent) for n in NAMES if _trains(n)}
+    again = _run_all(full_env["env"], base / "executed-again", pages)
     for name, r in again.items():
         assert r.returncode == 0, f"{name} failed when run again:\n{r.stderr[-4000:]}"
     after = _runs(cache)
     assert set(after) == set(before), "the second run trained runs the first did not"
-    for run, files in before.items():
-        assert after[run]["last.pt"] == files["last.pt"], f"{run}: the checkpoint was rewritten (retrained)"
-        assert "result.pt" in after[run], f"{run}: not evaluated again"
+    evaluated = {run for run, files in after.items() if "result.pt" in files}
+    for run in evaluated:
+        assert after[run]["last.pt"] == before[run]["last.pt"], f"{run}: the checkpoint was rewritten (retrained)"
+    # every chapter's page evaluated runs of its chapter again (run folders are runs/<chapter>/<key>)
+    assert {Path(run).parts[1] for run in evaluated} >= {Path(n).parent.name for n in pages}, evaluated
     for path, old in tables.items():  # the same numbers from the same checkpoints
         new = pd.read_csv(path)
         cols = [c for c in old.columns if "accuracy" in c or c in ("effect", "verdict", "top5")]
