@@ -1,3 +1,4 @@
+import platform
 from dataclasses import dataclass
 
 import matplotlib
@@ -82,3 +83,14 @@ def test_save_figure(tmp_path):
     p = results.save_figure(fig, mode="ci", chapter="ch", name="line")
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plt.close(fig)
+
+
+def test_hardware_names_the_cpu_model(tmp_path):
+    """The CPU model comes from /proc/cpuinfo's "model name" where there is one (the ci backbones
+    are one draw per CPU model), else from `platform.processor()`."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu\n")
+    assert results.cpu_model(info) == "AMD EPYC 7B13"
+    assert results.cpu_model(tmp_path / "absent") == (platform.processor() or "unknown")
+    hw = results.hardware()
+    assert hw["processor"] and hw["cpu_count"] >= 1 and "gpu" in hw

@@ -74,10 +74,23 @@ def versions() -> dict[str, str]:
     return out
 
 
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name: Linux's `/proc/cpuinfo` "model name" (`platform.processor()` is
+    empty or just the architecture there), else `platform.processor()`, else "unknown". The ci
+    backbones are one draw per CPU model (`benchmarks/README.md`), so results record it."""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def hardware() -> dict[str, Any]:
-    """The machine a result was computed on: CPU, core count and, where torch sees one, the GPU."""
-    out: dict[str, Any] = {"machine": platform.machine(), "processor": platform.processor() or "unknown",
-                           "cpu_count": os.cpu_count()}
+    """The machine a result was computed on: CPU model, core count and, where torch sees one, the GPU."""
+    out: dict[str, Any] = {"machine": platform.machine(), "processor": cpu_model(), "cpu_count": os.cpu_count()}
     try:
         import torch
 
