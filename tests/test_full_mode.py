@@ -104,28 +104,8 @@ def _run(notebook: Path, env: dict, out: Path, **extra) -> subprocess.CompletedP
                           cwd=ROOT)
 
 
-LANES = 2  # chapters run side by side, each on one CPU thread (see `_run_all`)
-
-
 def _run_all(env: dict, out: Path, names: list[str] = NAMES, **extra) -> dict[str, subprocess.CompletedProcess]:
-    """Every page of `names`, a chapter's pages in reading order (a page may read what an earlier
-    one cached), the chapters `LANES` at a time, each on one torch thread: a chapter's caches
-    (features, runs, results) are its own, and the kernels' start, imports and decoding are
-    serial work that two lanes overlap, where two threads in one lane would not."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    chapters: dict[str, list[str]] = {}
-    for name in names:
-        chapters.setdefault(str(Path(name).parent), []).append(name)
-    lane_env = dict(env, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-
-    def chapter(pages: list[str]) -> dict[str, subprocess.CompletedProcess]:
-        return {name: _run(ROOT / name, lane_env, out, **extra) for name in pages}
-
-    with ThreadPoolExecutor(LANES) as pool:
-        done = [f.result() for f in [pool.submit(chapter, pages) for pages in chapters.values()]]
-    procs = {k: v for d in done for k, v in d.items()}
-    return {name: procs[name] for name in names}
+    return {name: _run(ROOT / name, env, out, **extra) for name in names}
 
 
 def _trains(name: str) -> bool:
