@@ -118,10 +118,10 @@ def executed_ci(ci_cache):
     from actionbook.paths import results_dir
 
     done: dict[str, tuple[Path, Path]] = {}
+    out, res = ROOT / "_build" / "executed", results_dir()  # where `make book` executes and writes
 
     def run(notebook: str) -> tuple[Path, Path]:
         if notebook not in done:
-            out, res = ROOT / "_build" / "executed", results_dir()
             env = dict(os.environ, ACTIONBOOK_CACHE=str(ci_cache), ACTIONBOOK_RESULTS=str(res))
             r = subprocess.run([sys.executable, "-m", "actionbook", "run", "--mode", "ci", "--no-progress",
                                 "--out", str(out), notebook], capture_output=True, text=True, env=env, cwd=ROOT)
