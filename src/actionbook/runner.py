@@ -223,11 +223,7 @@ def _failed_cell(out_nb: Path, exec_count: int | None) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()  # results files are small tables and figures
 
 
 def package_digest() -> str:
