@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--train-from", nargs="+", choices=("stem", "layer1", "layer2", "layer3", "layer4"))
     ap.add_argument("--layout-weight", type=float, nargs="+",
                     help="stills: weight of the layout head's loss (where the objects are, how large); 0: none")
+    ap.add_argument("--width", type=int, nargs="+", help="stills: the network's stage-1 width (ci_nets.WIDTHS)")
     ap.add_argument("--keep", type=Path, help="stills: keep each run's weights and report in this folder")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -76,18 +77,20 @@ def main() -> None:
         return clips(args)
     d = P.PretrainConfig()
     args.epochs, args.batch_size, args.lr = args.epochs or [d.epochs], args.batch_size or [d.batch_size], args.lr or [d.lr]
-    args.layout_weight = args.layout_weight or [d.layout_weight]
-    print(f"{'epochs':>6} {'batch':>5} {'lr':>8} {'layout':>6} {'held-out %':>10} {'train %':>8} {'s':>6}  "
-          f"held-out % after each epoch")
-    for epochs, batch, lr, lw in itertools.product(args.epochs, args.batch_size, args.lr, args.layout_weight):
-        cfg = dataclasses.replace(d, epochs=epochs, batch_size=batch, lr=lr, layout_weight=lw)
+    args.layout_weight, args.width = args.layout_weight or [d.layout_weight], args.width or [d.width]
+    print(f"{'width':>5} {'epochs':>6} {'batch':>5} {'lr':>8} {'layout':>6} {'held-out %':>10} {'train %':>8} {'3D %':>6} "
+          f"{'s':>6}  held-out % after each epoch")
+    for width, epochs, batch, lr, lw in itertools.product(args.width, args.epochs, args.batch_size, args.lr,
+                                                          args.layout_weight):
+        cfg = dataclasses.replace(d, width=width, epochs=epochs, batch_size=batch, lr=lr, layout_weight=lw)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             r = P.pretrain(cfg, root=args.keep or Path(tmp), progress=False)
             seconds = time.perf_counter() - start
         curve = " ".join(f"{100 * c['test_accuracy']:.0f}" for c in r["curve"])
-        print(f"{epochs:6d} {batch:5d} {lr:8.1e} {lw:6.2f} {100 * r['test_accuracy']:10.1f} {100 * r['train_accuracy']:8.1f} "
-              f"{seconds:6.0f}  {curve}", flush=True)
+        print(f"{width:5d} {epochs:6d} {batch:5d} {lr:8.1e} {lw:6.2f} {100 * r['test_accuracy']:10.1f} "
+              f"{100 * r['train_accuracy']:8.1f} {100 * r['inflated_3d_test_accuracy']:6.1f} {seconds:6.0f}  {curve}",
+              flush=True)
         if args.keep:
             print(f"    weights: {args.keep / (r['key'] + '.pt')}", flush=True)
 

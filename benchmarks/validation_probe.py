@@ -52,9 +52,9 @@ import time
 
 import numpy as np
 import torch
-import torchvision
 
 from actionbook.data.generate import CATEGORIES, CLASSES, KINDS, render_video, test_groups, video_tracks
+from actionbook.features import ci_nets
 from actionbook.features import pretrain as P
 
 from probe import FRAMES, SEGMENTS, features, linear_probe, sample
@@ -227,8 +227,8 @@ def main() -> None:
         print(f"({time.perf_counter() - start:.0f} s)")
         return
     torch.manual_seed(0)
-    net = torchvision.models.resnet18(num_classes=1)
     state = torch.load(args.weights, map_location="cpu", weights_only=True) if args.weights else P.ci_state_dict()
+    net = ci_nets.ci_resnet18(num_classes=1, width=ci_nets.width_of(state))
     net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
     net.eval()
     start = time.perf_counter()

@@ -10,6 +10,9 @@ import torch
 import torchvision
 
 from actionbook.features import backbones as B
+from actionbook.features.pretrain import PretrainConfig
+
+W = PretrainConfig().width  # the ci networks' stage-1 width: stages W, 2W, 4W, 8W (torchvision's: 64)
 
 
 def test_missing_weights_message_names_enum_file_path_and_url(tmp_path, monkeypatch):
@@ -74,8 +77,8 @@ def test_ci_refuses_imagenet_weights_and_bad_names():
 
 
 @pytest.mark.parametrize("layer, shape", [
-    ("layer2", (2, 128)), ("layer3", (2, 256)), ("layer4", (2, 512)),
-    ("layer3_map", (2, 256, 4, 4)), ("conv5_1_map", (2, 512, 2, 2)), ("conv5_2_map", (2, 512, 2, 2)),
+    ("layer2", (2, 2 * W)), ("layer3", (2, 4 * W)), ("layer4", (2, 8 * W)),
+    ("layer3_map", (2, 4 * W, 4, 4)), ("conv5_1_map", (2, 8 * W, 2, 2)), ("conv5_2_map", (2, 8 * W, 2, 2)),
 ])
 def test_ci_frame_backbone_layers(layer, shape):
     net = B.backbone("resnet34", layer=layer, weights=None, mode="ci")  # ci: ResNet-18
@@ -90,8 +93,8 @@ def test_unit_maps_are_the_outputs_of_single_residual_units():
     x = torch.rand(2, 3, 56, 56)
     maps = {n: B.backbone("resnet18", layer=n, weights=None, mode="ci")(x)
             for n in ("layer1.1_map", "layer2.0_map", "layer2.1_map", "layer2_map")}
-    assert tuple(maps["layer1.1_map"].shape) == (2, 64, 14, 14)
-    assert tuple(maps["layer2.0_map"].shape) == tuple(maps["layer2.1_map"].shape) == (2, 128, 7, 7)
+    assert tuple(maps["layer1.1_map"].shape) == (2, W, 14, 14)
+    assert tuple(maps["layer2.0_map"].shape) == tuple(maps["layer2.1_map"].shape) == (2, 2 * W, 7, 7)
     torch.testing.assert_close(maps["layer2.1_map"], maps["layer2_map"])  # the last unit is the stage's output
     assert not torch.allclose(maps["layer2.0_map"], maps["layer2.1_map"])
     net = B.backbone("resnet18", layer="layer2.0_map", weights=None, mode="ci")
@@ -132,7 +135,7 @@ def test_flow_cross_modality_initialisation():
     assert tuple(flow(torch.rand(2, 10, 32, 32)).shape) == (2, 512)
     clip = B.backbone("r3d_18", layer="pool", modality="flow", weights=None, mode="ci")
     assert clip.body[0][0].weight.shape[1] == 2
-    assert tuple(clip(torch.rand(1, 2, 4, 16, 16)).shape) == (1, 512)
+    assert tuple(clip(torch.rand(1, 2, 4, 16, 16)).shape) == (1, 8 * W)
 
 
 def test_inflation_reproduces_the_2d_network_on_still_clips():
@@ -155,7 +158,7 @@ def test_inflation_reproduces_the_2d_network_on_still_clips():
 
 def test_clip_backbone_shape_and_pretrained_stage():
     net = B.backbone("r2plus1d_18", layer="pool", weights=None, mode="ci")
-    assert tuple(net(torch.rand(2, 3, 8, 16, 16)).shape) == (2, 512)
+    assert tuple(net(torch.rand(2, 3, 8, 16, 16)).shape) == (2, 8 * W)
     with torch.device("meta"):
         stage = B.pretrained_stage("resnet50", stage="layer4", weights=None, mode="full")
         assert stage.training and all(p.requires_grad for p in stage.parameters())
@@ -199,7 +202,7 @@ def test_pretraining_is_cached_and_inflation_keeps_its_accuracy(tmp_path):
     assert (tmp_path / files[1]).stat().st_mtime_ns == mtime
     assert P.pretrain_key(cfg) != P.pretrain_key(P.PretrainConfig(n_train=65))
     state = P.ci_state_dict(cfg, root=tmp_path)
-    assert state["fc.weight"].shape == (4, 512)  # kind logits | presence logits
+    assert state["fc.weight"].shape == (4, 8 * W)  # kind logits | presence logits
     assert set(report["test_losses"]) == {"kind", "presence"}
 
 
@@ -233,7 +236,7 @@ def test_pretraining_with_the_layout_head(tmp_path):
                    progress=False)  # images that say nowhere where their objects are
     report = P.pretrain(cfg, images=_shapes, root=tmp_path, progress=False)
     assert set(report["test_losses"]) == {"kind", "presence", "where", "occupancy"}
-    assert P.ci_state_dict(cfg, root=tmp_path)["fc.weight"].shape == (4 + 2 * 3 + 4, 512)  # kind | presence | layout
+    assert P.ci_state_dict(cfg, root=tmp_path)["fc.weight"].shape == (4 + 2 * 3 + 4, 8 * W)  # kind | presence | layout
     assert P.pretrain_key(cfg) != P.pretrain_key(dataclasses.replace(cfg, layout_weight=0.5))
 
 
@@ -351,3 +354,31 @@ def test_ci_clip_features_are_keyed_by_their_modalitys_video_pretraining():
         _, key = make_key(backbone="r2plus1d_18", modality=modality, **kw)
         assert key["weights"] == P.clip_pretrain_key(modality)
     assert make_key(backbone="resnet18", modality="rgb", **kw)[1]["weights"] == P.pretrain_key()
+
+
+@pytest.mark.parametrize("width", [32, 16])
+def test_narrow_ci_networks_keep_torchvision_names_and_inflate(width):
+    """A narrower ci network (`ci_nets.WIDTHS`) has torchvision's module names with every stage
+    narrowed alike; its inflation gives exactly the 2D network's features on a still clip, as
+    the full-width one does."""
+    from actionbook.features import ci_nets
+
+    wide, narrow = ci_nets.ci_resnet18(num_classes=5), ci_nets.ci_resnet18(num_classes=5, width=width)
+    a, b = wide.state_dict(), narrow.state_dict()
+    assert list(a) == list(b)
+    for k, v in a.items():  # every convolution's channels scaled by width / 64 (the RGB input's 3 kept)
+        if v.ndim == 4:
+            cin = 3 if v.shape[1] == 3 else v.shape[1] * width // 64
+            assert tuple(b[k].shape) == (v.shape[0] * width // 64, cin, *v.shape[2:]), k
+    assert b["fc.weight"].shape == (5, 8 * width)
+    assert ci_nets.width_of(b) == width and ci_nets.width_of(a) == 64
+    net3d = ci_nets.inflated_r3d_18(num_classes=5, width=width)
+    net3d.load_state_dict(ci_nets.inflate_resnet(b))  # every 2D weight has its 3D counterpart
+    assert ci_nets.width_of(net3d.state_dict()) == width
+    narrow.eval(), net3d.eval()
+    x = torch.rand(2, 3, 56, 56)
+    with torch.no_grad():
+        still = x.unsqueeze(2).repeat(1, 1, 4, 1, 1)  # (N, 3, T, H, W): a clip of identical frames
+        assert torch.allclose(net3d(still), narrow(x), atol=1e-4)
+    with pytest.raises(ValueError, match="width"):
+        ci_nets.ci_resnet18(width=48)

@@ -12,6 +12,9 @@ from actionbook.data import transforms as TF
 from actionbook.data.video import VideoDecodeError, read_video
 from actionbook.features import backbones as B
 from actionbook.features.extract import extract_features, plan_items
+from actionbook.features.pretrain import PretrainConfig
+
+W = PretrainConfig().width  # the ci networks' stage-1 width (layer4: 8 W channels)
 from test_feature_cache import FAST, tiny_ucf
 
 
@@ -32,7 +35,7 @@ def test_features_equal_the_backbone_on_decoded_centre_crops(dataset):
     path = dataset / "videos" / "Red" / "v_Red_g03_c01.avi"
     frames = TF.to_tchw(read_video(path, frames=[0, 5, 10, 15]))        # (4, 3, 32, 32)
     with torch.no_grad():
-        want = net(TF.center_crop(frames, 28).float() / 255)            # (4, 512)
+        want = net(TF.center_crop(frames, 28).float() / 255)            # (4, 8W)
     i = fs.video_ids.index("v_Red_g03_c01")
     assert torch.equal(fs.frames[i], torch.tensor([0, 5, 10, 15]))
     assert torch.allclose(fs.features[i], want, atol=1e-5)
@@ -54,9 +57,9 @@ def test_clip_backbone_ten_crops_and_workers(dataset):
             "sampling_params": dict(length=8, stride=4), "crops": "10", "size": (12, 8)}
     fs = extract_features(dataset=dataset, subset="test", **args)
     # clip_grid(20, length=8, stride=4): K = (20 - 8) // 4 + 1 = 4 clips
-    assert fs.features[0].shape == (4, 10, 512)
+    assert fs.features[0].shape == (4, 10, 8 * W)
     assert torch.equal(fs.frames[0][1], torch.arange(4, 12))
-    assert fs.mean_crops().features[0].shape == (4, 512)
+    assert fs.mean_crops().features[0].shape == (4, 8 * W)
     # two decoding workers give the same numbers as decoding in the main process
     from actionbook.features.cache import clean
 
@@ -71,7 +74,7 @@ def test_flow_stacks(dataset):
                                                           "flow_length": 3})
     # 20 frames -> 19 flow fields; items every 5th frame, starts clamped to 19 - 3 = 16
     assert torch.equal(fs.frames[0], torch.tensor([0, 5, 10, 15]))
-    assert fs.features[0].shape == (4, 512)
+    assert fs.features[0].shape == (4, 8 * W)
     rgb = extract_features(dataset=dataset, subset="test", **FAST)
     assert fs.key != rgb.key and not torch.allclose(fs.features[0], rgb.features[0])
     assert plan_items(19, sampling="tsn", params=dict(pool=4), kind="frame", flow_length=3)[0].max() <= 16
@@ -95,7 +98,7 @@ def test_extract_command(dataset, capsys, cache):
     assert cli.main(args) == 0
     out = capsys.readouterr().out.splitlines()
     assert [ln.split()[1] for ln in out] == ["train:", "test:"]
-    assert "4 videos, first (2, 128)" in out[0] and "2 videos, first (2, 128)" in out[1]  # frames 0, 10
+    assert f"4 videos, first (2, {2 * W})" in out[0] and f"2 videos, first (2, {2 * W})" in out[1]  # frames 0, 10
     assert len(list((cache / "features").iterdir())) == 2
     assert cli.main(["extract", "--dataset", str(dataset / "nope"), *args[3:]]) == 1
     assert "nope" in capsys.readouterr().err

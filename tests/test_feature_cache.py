@@ -12,6 +12,7 @@ import torch
 from actionbook import cli
 from actionbook.features import cache as C
 from actionbook.features.extract import extract_features
+from actionbook.features.pretrain import PretrainConfig
 from actionbook.features.transforms import PCA, ZNorm
 from actionbook.io import temporaries
 
@@ -98,9 +99,10 @@ def test_changed_key_gives_a_new_entry_and_same_key_reuses(dataset, cache):
     c = extract_features(dataset=dataset, subset="test", **{**FAST, "sampling_params": dict(step=4)})
     d = extract_features(dataset=dataset, subset="test", **{**FAST, "crops": "5"})
     assert len({a.key, b.key, c.key, d.key}) == 4
-    assert a.features[0].shape == (4, 512) and b.features[0].shape == (4, 256)
-    assert c.features[0].shape == (5, 512) and d.features[0].shape == (4, 5, 512)
-    assert d.mean_crops().features[0].shape == (4, 512)
+    d4 = 8 * PretrainConfig().width  # the ci ResNet-18's layer4 width
+    assert a.features[0].shape == (4, d4) and b.features[0].shape == (4, d4 // 2)
+    assert c.features[0].shape == (5, d4) and d.features[0].shape == (4, 5, d4)
+    assert d.mean_crops().features[0].shape == (4, d4)
     assert sorted(p.name for p in (cache / "features").iterdir()) == sorted([a.key, b.key, c.key, d.key])
 
 
@@ -108,11 +110,12 @@ def test_wrong_shape_file_is_detected_with_the_fix(dataset, cache):
     fs = extract_features(dataset=dataset, subset="test", **FAST)
     path = cache / "features" / fs.key / "videos" / f"{fs.video_ids[0]}.pt"
     obj = torch.load(path, weights_only=True)
-    torch.save(dict(obj, x=obj["x"][:, :100]), path)                 # feature size 100, not 512
+    d4 = obj["x"].shape[1]
+    torch.save(dict(obj, x=obj["x"][:, :100]), path)                 # feature size 100, not d4
     with pytest.raises(C.CacheError) as e:
         extract_features(dataset=dataset, subset="test", **FAST)
     msg = str(e.value)
-    assert str(path) in msg and "(100,)" in msg and "(512,)" in msg
+    assert str(path) in msg and "(100,)" in msg and f"({d4},)" in msg
     assert f"python -m actionbook cache clean {fs.key}" in msg
 
 

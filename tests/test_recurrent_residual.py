@@ -115,13 +115,15 @@ def test_skip_types_are_eq_2_to_4(kind, unit_name):
 def test_backbone_maps_entering_any_unit():
     from actionbook.features import backbones as B
 
-    x = torch.rand(2, 3, 56, 56)
+    from actionbook.features.pretrain import PretrainConfig
+
+    w, x = PretrainConfig().width, torch.rand(2, 3, 56, 56)  # the ci width: stages w, 2w, 4w, 8w
     with torch.no_grad():
         get = lambda layer: B.backbone("resnet18", layer=layer, weights=None, mode="ci")(x)  # noqa: E731 (same seed)
-        assert get("stem_map").shape == (2, 64, 14, 14)
+        assert get("stem_map").shape == (2, w, 14, 14)
         torch.testing.assert_close(get("layer1.1_map"), get("layer1_map"))      # the last unit = the stage
         torch.testing.assert_close(get("layer4.0_map"), get("conv5_1_map"))     # the Relational LSTM's name
-        assert get("layer2.0_map").shape == (2, 128, 7, 7)
+        assert get("layer2.0_map").shape == (2, 2 * w, 7, 7)
         assert not torch.allclose(get("layer3.0_map"), get("layer3_map"))       # one unit short of the stage
     with pytest.raises(ValueError, match="has 2 units"):
         B.backbone("resnet18", layer="layer2.2_map", weights=None, mode="ci")

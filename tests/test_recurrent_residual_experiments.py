@@ -11,6 +11,9 @@ import torch
 
 from actionbook.experiments import recurrent_residual as X
 from actionbook.features.cache import FeatureSet
+from actionbook.features.pretrain import PretrainConfig
+
+W = PretrainConfig().width  # the ci networks' stage-1 width (stages W, 2W, 4W, 8W)
 
 CLASSES = ["DiscWander", "RiseUp", "GrowShrink"]  # generated-benchmark names: appearance, motion, order
 
@@ -40,8 +43,8 @@ def _tiny_cfg() -> X.Config:
 @pytest.fixture(scope="module")
 def runs() -> X.Runs:
     pooled = {b: {s: _fs(s, (d,), videos=9 if s == "train" else 6, seed=i) for i, s in enumerate(("train", "test"))}
-              for b, d in zip(X.BLOCKS, (128, 256, 512))}
-    shapes = {"layer4.1": (512, 2, 2), "layer4.0": (256, 4, 4)}  # the maps entering them (ci ResNet-18)
+              for b, d in zip(X.BLOCKS, (2 * W, 4 * W, 8 * W))}
+    shapes = {"layer4.1": (8 * W, 2, 2), "layer4.0": (4 * W, 4, 4)}  # the maps entering them (ci ResNet-18)
     maps = {u: {s: _fs(s, sh, videos=9 if s == "train" else 6, seed=i) for i, s in enumerate(("train", "test"))}
             for u, sh in shapes.items()}
     return X.Runs(_tiny_cfg(), cache=False, pooled=pooled, maps=maps)
@@ -86,7 +89,7 @@ def test_subsequence_items_and_the_papers_batch(runs):
     fs = runs.maps("layer4.1")["train"]
     assert len(train) == sum(len(X.subsequences(len(x), T=2, step=1)) for x in fs.features)
     x, y, v = train[0]
-    assert x.shape == (2, 512, 2, 2) and int(y) == fs.labels[v]
+    assert x.shape == (2, 8 * W, 2, 2) and int(y) == fs.labels[v]
     assert runs.train_config(key, 250).batch_size == 13  # ci: 5 % of 250 items, rounded up
     papers = X.Runs(replace(runs.cfg, update_fraction=X.CONFIGS["full"].update_fraction), cache=False)
     assert papers.train_config(key, 250).batch_size == 3  # the paper's 1 %

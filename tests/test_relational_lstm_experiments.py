@@ -13,6 +13,9 @@ import torch
 from actionbook import metrics
 from actionbook.data.readers import DatasetError
 from actionbook.experiments import relational_lstm as RL
+from actionbook.features.pretrain import PretrainConfig
+
+W = PretrainConfig().width  # the ci networks' stage-1 width (stages W, 2W, 4W, 8W)
 
 CLASSES = ["Chase", "DiscWander", "RiseUp"]          # generated names: interaction, appearance, motion
 CATS = ["interaction", "appearance", "motion"]
@@ -399,10 +402,10 @@ def test_higher_positions_are_the_frozen_units_on_conv5_1(tiny_videos, tmp_path,
                 direct = RL._extract(cfg, stream=stream, layer=cfg.layer(position), subset=sub, progress=False)
                 assert direct.video_ids == fs.video_ids
                 for a, b in zip(fs.features, direct.features):
-                    assert a.shape == b.shape == ((6, 5) if sub == "test" else (6,)) + (128, 7, 7)
+                    assert a.shape == b.shape == ((6, 5) if sub == "test" else (6,)) + (2 * W, 7, 7)
                     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
         # the units run on layer1.1's unpooled 14 x 14 maps (pooling first would give 4 x 4)
-        assert sets["conv5_1"]["train"].features[0].shape == (6, 64, 14, 14)
+        assert sets["conv5_1"]["train"].features[0].shape == (6, W, 14, 14)
 
 
 def _in_memory(cfg: RL.Config, sample: list[int]) -> tuple[dict, dict]:

@@ -28,8 +28,8 @@ Every `run_*` returns a tidy DataFrame, one row per configuration x seed, with a
   frozen feature cache, replaced by the 10 fixed crops (4 corners + centre, and their mirror
   images): each training clip takes one of the 10 at random every time it is drawn; testing
   uses the centre crop, as the paper.
-- `ci`: the generated benchmark, the ci ResNet-18 (same 64-128-256-512 stages as ResNet-34)
-  pretrained on generated static images, the same 30-frame clips with stride 8 but at most 5
+- `ci`: the generated benchmark, the ci ResNet-18 (ResNet-34's four stages at half width,
+  32-64-128-256, `pretrain.PretrainConfig.width`) pretrained on generated static images, the same 30-frame clips with stride 8 but at most 5
   per video, centre crop only (no crop augmentation: the 64 -> 56 crop leaves little to vary),
   and toy heads: hidden {8, 16, 32} x layers {3, 4, 5}, default 3 x 32, no dropout, the paper's
   12 epochs with the lr divided by 10 after epoch 8, lr 1e-3 (high) and 1e-2 (low, mid: the
@@ -161,7 +161,8 @@ class Config:
         return self.lr if level == "high" else self.lr_shallow
 
     def input_size(self, level: str) -> int:
-        """The feature size of one level: 128 / 256 / 512 (ResNet-18 and -34 alike)."""
+        """The feature size of one level in ResNet-34 (and torchvision's ResNet-18): 128 / 256 / 512;
+        the speed page times the paper's networks at these sizes (runs read their features' own)."""
         return {"low": 128, "mid": 256, "high": 512}[level]
 
 
@@ -288,7 +289,8 @@ class Runs:
                                   milestones=c.milestones, gamma=c.gamma, seed=key.seed, device=c.device)
 
     def model(self, key: RunKey) -> RRN:
-        return RRN(RRNConfig(input_size=self.cfg.input_size(key.level), num_classes=len(self.classes),
+        size = self.feats[key.level]["train"].features[0].shape[-1]  # the backbone's, not assumed (ci widths vary)
+        return RRN(RRNConfig(input_size=size, num_classes=len(self.classes),
                              hidden_size=key.hidden, num_layers=key.layers, pooling=key.pooling,
                              dropout=self.cfg.dropout))
 

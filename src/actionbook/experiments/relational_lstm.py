@@ -40,7 +40,8 @@ Two configurations, one code path
 - `ci`: the generated benchmark and the ci ResNet-18 (pretrained on generated still images).
   At the ci input size (56 px) its layer4 maps are 2 x 2, where a non-local operation would
   relate four cells; the ci network is therefore read at the last three residual units that
-  still give >= 7 x 7 maps: `layer1.1` (14 x 14 x 64), `layer2.0` and `layer2.1` (7 x 7 x 128),
+  still give >= 7 x 7 maps: `layer1.1` (14 x 14 x W), `layer2.0` and `layer2.1` (7 x 7 x 2W; W = 32,
+  the ci network's stage-1 width, `pretrain.PretrainConfig.width`),
   in the roles of conv5_1, conv5_2 and conv5_3; the local branch and TSN read the pooled
   `layer2.1`; layer1.1 is average-pooled to 7 x 7 and every map reduced to 16 channels by a
   PCA fitted on training maps. Every scaled-down choice is listed in the config's `notes`.
@@ -62,6 +63,7 @@ from actionbook import engine, metrics, plots, results
 from actionbook.experiments import chapter
 from actionbook.experiments.chapter import paper_diff, seed_list
 from actionbook.features.cache import FeatureSet
+from actionbook.features.pretrain import PretrainConfig
 from actionbook.features.transforms import PCA
 from actionbook.models.relational_lstm import TSN, RelationalConfig, TwoBranch
 
@@ -203,6 +205,7 @@ _FULL_NOTES = (
     "Charades); a training item is one annotated action, its target every class whose action overlaps it",
 )
 
+_CI_WIDTH = PretrainConfig().width  # the ci ResNet-18's stage-1 width (stages W, 2W, 4W, 8W)
 _FULL = Config(mode="full", **chapter.full_dataset("ucf101"), notes=_FULL_NOTES)  # `config` picks the dataset
 CONFIGS: dict[str, Config] = {
     "full": _FULL,
@@ -215,8 +218,8 @@ CONFIGS: dict[str, Config] = {
                  threads=1, workers=2, progress=False, extract_workers=1, eval_batch_size=256, ml_step=3, clip_frames=40,
                  keep_maps=None, storage="float32",
                  notes=("the ci ResNet-18 (pretrained on generated still images), read at 56 px",
-                        "conv5_1 / conv5_2 / conv5_3 played by layer1.1 (14x14x64), layer2.0 and layer2.1 "
-                        "(7x7x128): at 56 px layer4 is 2x2; the local branch and TSN read pooled layer2.1",
+                        f"conv5_1 / conv5_2 / conv5_3 played by layer1.1 (14x14x{_CI_WIDTH}), layer2.0 and layer2.1 "
+                        f"(7x7x{2 * _CI_WIDTH}): at 56 px layer4 is 2x2; the local branch and TSN read pooled layer2.1",
                         "layer1.1's 14x14 maps average-pooled to 7x7, so that all three positions have 49 cells "
                         "(the cost of the R-LSTM grows with their square)",
                         "the maps' channels reduced to 16 by a PCA fitted on training maps (R-LSTM cost)",

@@ -28,7 +28,8 @@ Layer names (torchvision's, so a reader can find them in the model's code):
 - `stem_map`: after the stem (conv1, bn1, relu, maxpool), the map entering `layer1.0`. With the
   unit maps it names the input of every residual unit, where Iqbal et al.'s temporal skips
   start training (`models.recurrent_residual`).
-- `pool` (3D CNNs): the global-average-pooled output of the last stage, 512-d per clip.
+- `pool` (3D CNNs): the global-average-pooled output of the last stage, 512-d per clip (ci: 8 x
+  the ci width, 256-d).
 
 Stand-ins, named so the book can say them:
 
@@ -37,8 +38,10 @@ Stand-ins, named so the book can say them:
   weights (`KINETICS400_V1`), 512-d per 16-frame clip instead of C3D's 4096-d fc6.
 - `mode="ci"` has no ImageNet, and a frozen random network would make every comparison
   meaningless. So ci uses the same families at toy size: **ResNet-18** at 56x56 input (64x64 frames, cropped) for
-  every 2D ResNet (34, 50 and 101; ResNet-18 has the same 64-128-256-512 stages as
-  ResNet-34, and only two units in conv5_x, so `conv5_3_map` does not exist in ci), with
+  every 2D ResNet (34, 50 and 101; ResNet-18 has the same four stages as ResNet-34, and only
+  two units in conv5_x, so `conv5_3_map` does not exist in ci), every stage narrowed to half
+  width (32-64-128-256 channels, `pretrain.PretrainConfig.width`: four times cheaper, and as
+  good on the pretraining's held-out stills, `benchmarks/README.md`), with
   weights from a brief supervised training on the generated benchmark's static images
   (`actionbook.features.pretrain`); and for both 3D CNNs, a **3D ResNet-18 inflated from
   that ResNet-18** (I3D's recipe, Carreira & Zisserman 2017: every k x k kernel becomes
@@ -89,6 +92,7 @@ from actionbook.features.ci_nets import (  # noqa: F401  (re-exported: the ci ne
     inflate_resnet,
     norm_stats,
     inflated_r3d_18,
+    width_of,
 )
 
 MODALITIES = ("rgb", "flow")
@@ -331,15 +335,18 @@ def _build(s: BackboneSpec, *, layer: str, modality: str, weights: str | None, m
     channels = 3 if modality == "rgb" else (2 * flow_length if s.kind == "frame" else 2)
     if mode == "ci" and s.kind == "clip" and weights == "ci":
         # inflated from the ci ResNet-18, then video-pretrained on this modality (stem included)
-        net = pretrain.clip_network(modality)
-        _load_trunk(net, pretrain.ci_clip_state_dict(modality))
+        state = pretrain.ci_clip_state_dict(modality)
+        net = pretrain.clip_network(modality, width=width_of(state))
+        _load_trunk(net, state)
         mean, std = norm_stats(list(CI_MEAN), list(CI_STD), modality=modality, channels=channels)
         return _finish(ClipBackbone(net, mean=mean, std=std))
     if mode == "ci":
-        net = ci_resnet18() if s.kind == "frame" else inflated_r3d_18()
+        state = pretrain.ci_state_dict() if weights == "ci" else None
+        width = width_of(state) if state is not None else pretrain.PretrainConfig().width
+        net = ci_resnet18(width=width) if s.kind == "frame" else inflated_r3d_18(width=width)
         mean, std = CI_MEAN, CI_STD
-        if weights == "ci":
-            _load_trunk(net, pretrain.ci_state_dict())
+        if state is not None:
+            _load_trunk(net, state)
     else:
         net = s.build(weights=None)
         stats = s.weights.DEFAULT.transforms()
@@ -380,9 +387,10 @@ def pretrained_stage(name: str, *, stage: str = "layer4", weights: str | None, m
         raise ValueError(f"pretrained_stage is for 2D ResNets, not {name!r}")
     weights = resolve_weights(name, weights, mode=mode)
     if mode == "ci":
-        net = ci_resnet18()
-        if weights == "ci":
-            _load_trunk(net, pretrain.ci_state_dict())
+        state = pretrain.ci_state_dict() if weights == "ci" else None
+        net = ci_resnet18(width=width_of(state) if state is not None else pretrain.PretrainConfig().width)
+        if state is not None:
+            _load_trunk(net, state)
     else:
         net = s.build(weights=None)
         if weights is not None:

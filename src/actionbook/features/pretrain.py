@@ -73,6 +73,7 @@ class PretrainConfig:
     layout_weight: float = 0.0  # > 0: a third head says where each kind's object is and how large (loss weight;
     #                             tried and not adopted: `benchmarks/README.md`, "Where the objects are")
     layout_grid: int = 4        # its occupancy map: layout_grid x layout_grid cells of the crop
+    width: int = 32             # stage-1 width of the ci networks (`ci_nets.WIDTHS`; 64 is torchvision's ResNet-18)
 
 
 ImageSource = Callable[..., "StaticImages"]  # static_images(n=, size=, seed=) -> StaticImages
@@ -219,7 +220,7 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     test_layout = (_layout(objects[cfg.n_train:], torch.zeros(cfg.n_test, dtype=torch.bool), test_corner, **where)
                    if layout else None)
 
-    model = ci_nets.ci_resnet18(num_classes=2 * k + n_layout).to(memory_format=torch.channels_last)  # kind | presence | layout
+    model = ci_nets.ci_resnet18(num_classes=2 * k + n_layout, width=cfg.width).to(memory_format=torch.channels_last)  # kind | presence | layout
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((cfg.n_train + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -250,7 +251,7 @@ def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, repo
     state = {name: v.detach().clone().contiguous() for name, v in model.state_dict().items()}
     train_seconds = time.perf_counter() - start
 
-    net3d = ci_nets.inflated_r3d_18(num_classes=2 * k + n_layout)
+    net3d = ci_nets.inflated_r3d_18(num_classes=2 * k + n_layout, width=cfg.width)
     net3d.load_state_dict(ci_nets.inflate_resnet(state))
     report = dict(
         key=pretrain_key(cfg), config=asdict(cfg), classes=list(d.kinds),
@@ -376,10 +377,11 @@ def _clip_paths(modality: str, cfg: ClipPretrainConfig, root: Path | None) -> tu
     return root / f"{key}.pt", root / f"{key}.json"
 
 
-def clip_network(modality: str, *, num_classes: int = 1) -> torch.nn.Module:
-    """The ci 3D ResNet-18 for `modality`: `ci_nets.inflated_r3d_18`, with TSN's cross-modality
-    stem (2 input channels, x and y) for flow. Its weights: `ci_clip_state_dict`."""
-    net = ci_nets.inflated_r3d_18(num_classes=num_classes)
+def clip_network(modality: str, *, num_classes: int = 1, width: int = 64) -> torch.nn.Module:
+    """The ci 3D ResNet-18 for `modality`: `ci_nets.inflated_r3d_18` of `width`, with TSN's
+    cross-modality stem (2 input channels, x and y) for flow. Its weights: `ci_clip_state_dict`
+    (`ci_nets.width_of` reads their width)."""
+    net = ci_nets.inflated_r3d_18(num_classes=num_classes, width=width)
     if modality == "flow":
         net.stem[0] = ci_nets.cross_modality(net.stem[0], 2)
     return net
@@ -484,7 +486,7 @@ def _train_clips(modality: str, cfg: ClipPretrainConfig, base: dict[str, torch.T
     d = motion_clips(n=cfg.n_train + cfg.n_test, frames=cfg.frames + 1, size=cfg.size, seed=cfg.seed)
     k = len(d.classes)
     n_kinds = len(KINDS) if cfg.kind_weight > 0 else 0
-    net = ci_nets.inflated_r3d_18(num_classes=k + n_kinds)  # motion | the moving object's kind
+    net = ci_nets.inflated_r3d_18(num_classes=k + n_kinds, width=ci_nets.width_of(base))  # motion | the moving object's kind
     missing, _ = net.load_state_dict({n: v for n, v in ci_nets.inflate_resnet(base).items()
                                       if not n.startswith("fc.")}, strict=False)
     assert set(missing) == {"fc.weight", "fc.bias"}, missing
