@@ -29,11 +29,12 @@ Every `run_*` returns a tidy DataFrame, one row per configuration x seed, with a
   images): each training clip takes one of the 10 at random every time it is drawn; testing
   uses the centre crop, as the paper.
 - `ci`: the generated benchmark, the ci ResNet-18 (ResNet-34's four stages at half width,
-  32-64-128-256, `pretrain.PretrainConfig.width`) pretrained on generated static images, the same 30-frame clips with stride 8 but at most 5
-  per video, centre crop only (no crop augmentation: the 64 -> 56 crop leaves little to vary),
-  and toy heads: hidden {8, 16, 32} x layers {3, 4, 5}, default 3 x 32, no dropout, the paper's
-  12 epochs with the lr divided by 10 after epoch 8, lr 1e-3 (high) and 1e-2 (low, mid: the
-  paper's 10x) because tiny heads trained for a few epochs need a larger step than 1e-5.
+  32-64-128-256, `pretrain.PretrainConfig.width`) pretrained on generated static images, the
+  same 30-frame clips with stride 8 but at most 5 per video, centre crop only (no crop
+  augmentation: the 64 -> 56 crop leaves little to vary), and toy heads: hidden {8, 16, 32} x
+  layers {3, 4, 5}, default 3 x 32, no dropout, the paper's 12 epochs with the lr divided by 10
+  after epoch 8, lr 1e-3 (high) and 1e-2 (low, mid: the paper's 10x) because tiny heads trained
+  for a few epochs need a larger step than 1e-5.
 
 Every run is checkpointed after each epoch and its test result kept on disk
 (`chapter.RunCache`), in both modes: a killed full run resumes, and a page run twice trains
