@@ -382,3 +382,18 @@ def test_narrow_ci_networks_keep_torchvision_names_and_inflate(width):
         assert torch.allclose(net3d(still), narrow(x), atol=1e-4)
     with pytest.raises(ValueError, match="width"):
         ci_nets.ci_resnet18(width=48)
+
+
+def test_frame_taps_give_each_stage_as_its_own_backbone_does():
+    """MRRN's one-pass extraction: every tap equals `backbone(layer=...)` on the same frames."""
+    layers = ["layer1_map", "layer2", "layer4"]
+    taps = B.frame_taps("resnet18", layers=layers, weights=None, mode="ci")
+    x = torch.rand(3, 3, 56, 56)
+    with torch.no_grad():
+        outs = taps(x)
+        for ly, y in zip(layers, outs):
+            want = B.backbone("resnet18", layer=ly, weights=None, mode="ci")(x)
+            assert y.shape == want.shape and torch.allclose(y, want, atol=1e-6), ly
+    assert not any(p.requires_grad for p in taps.parameters()) and not taps.training
+    with pytest.raises(ValueError, match="stage outputs"):
+        B.frame_taps("r3d_18", layers=["layer2"], weights=None, mode="ci")

@@ -114,3 +114,58 @@ def test_an_extraction_is_logged_as_a_stage_once(dataset, cache):
     assert len(rows) == 1 and rows[0]["key"] == fs.key and rows[0]["videos"] == len(fs) and rows[0]["seconds"] > 0
     extract_features(dataset=dataset, subset="test", **FAST)
     assert len([r for r in stages.read() if r["stage"] == "features"]) == 1
+
+
+def test_one_pass_layers_are_the_single_layer_entries(dataset, cache, monkeypatch):
+    """`extract_layers` (MRRN's three levels in one pass) writes exactly the entries that
+    `extract_features` makes layer by layer: same keys, same tensors, and a later single-layer
+    call reads its entry from the cache."""
+    from actionbook import stages
+    from actionbook.features.extract import extract_layers
+
+    args = {k: v for k, v in FAST.items() if k != "layer"}
+    layers = ["layer2", "layer3_map", "layer4"]
+    sets = extract_layers(dataset=dataset, subset="test", layers=layers, **args)
+    assert list(sets) == layers
+    assert sets["layer2"].features[0].shape[-1] == 2 * W and sets["layer4"].features[0].shape[-1] == 8 * W
+    assert sets["layer3_map"].features[0].ndim == 4                      # (items, 4W, h, w): not pooled
+    [row] = [r for r in stages.read() if r["stage"] == "features"]    # one pass, one line of the stage log
+    assert row["keys"] == [sets[ly].key for ly in layers] and "one pass" in row["name"]
+    calls = []
+    for ly in layers:
+        again = extract_features(dataset=dataset, subset="test", on_video=calls.append, **{**args, "layer": ly})
+        assert again.key == sets[ly].key
+    assert calls == []                                                 # every entry was complete
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(cache.parent / "alone"))
+    for ly in layers:
+        alone = extract_features(dataset=dataset, subset="test", **{**args, "layer": ly})
+        assert alone.key == sets[ly].key and alone.video_ids == sets[ly].video_ids
+        for a, b in zip(alone.features, sets[ly].features):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_one_pass_resumes_and_leaves_complete_entries_alone(dataset, cache):
+    from actionbook.features.extract import extract_layers
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_one(n):
+        if n == 1:
+            raise Crash
+
+    args = {k: v for k, v in FAST.items() if k != "layer"}
+    first = extract_features(dataset=dataset, subset="test", **{**args, "layer": "layer2"})
+    files = sorted((cache / "features" / first.key / "videos").iterdir())
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    with pytest.raises(Crash):
+        extract_layers(dataset=dataset, subset="test", layers=["layer2", "layer4"], on_video=crash_after_one, **args)
+    seen = []
+    sets = extract_layers(dataset=dataset, subset="test", layers=["layer2", "layer4"], on_video=seen.append, **args)
+    assert seen == [1]                                  # 2 test videos: the one the crash left
+    assert [p.stat().st_mtime_ns for p in files] == mtimes  # layer2's files were never rewritten
+    assert len(sets["layer4"]) == len(first) == 2
+    with pytest.raises(ValueError, match="distinct"):
+        extract_layers(dataset=dataset, subset="test", layers=["layer2", "layer2"], **args)
+    with pytest.raises(ValueError, match="stage outputs"):
+        extract_layers(dataset=dataset, subset="test", layers=["layer2", "layer2.1_map"], **args)

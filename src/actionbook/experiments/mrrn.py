@@ -214,20 +214,21 @@ def features(cfg: Config, *, progress: bool | None = None) -> dict[str, dict[str
     """The frozen features of every level: `{level: {"train": FeatureSet, "test": FeatureSet}}`.
 
     One cache entry per (level, subset): every frame of MRRN's clips (`sampling="mrrn"`), the
-    stage's output averaged over space (Eq. 7). Extracted once, then read from the cache.
+    stage's output averaged over space (Eq. 7). The three levels of a subset are extracted in
+    one pass through the backbone (`extract_layers`), once, then read from the cache.
     """
-    from actionbook.features.extract import extract_features
+    from actionbook.features.extract import extract_layers
 
-    out: dict[str, dict[str, FeatureSet]] = {}
+    out: dict[str, dict[str, FeatureSet]] = {level: {} for level in LEVELS}
     params = dict(length=cfg.clip_length, stride=cfg.clip_stride, max_clips=cfg.max_clips)
     progress = cfg.progress if progress is None else progress
-    for level in LEVELS:
-        out[level] = {}
-        for subset, crops in (("train", cfg.train_crops), ("test", cfg.test_crops)):
-            out[level][subset] = extract_features(
-                dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=subset,
-                backbone=cfg.backbone, layer=LAYER_OF[level], sampling="mrrn", sampling_params=params,
-                crops=crops, mode=cfg.mode, num_workers=cfg.extract_workers, progress=progress)
+    for subset, crops in (("train", cfg.train_crops), ("test", cfg.test_crops)):
+        sets = extract_layers(
+            dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=subset,
+            backbone=cfg.backbone, layers=[LAYER_OF[level] for level in LEVELS], sampling="mrrn",
+            sampling_params=params, crops=crops, mode=cfg.mode, num_workers=cfg.extract_workers, progress=progress)
+        for level in LEVELS:
+            out[level][subset] = sets[LAYER_OF[level]]
     return out
 
 

@@ -72,7 +72,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 from urllib.parse import urlparse
 
 import torch
@@ -277,6 +277,34 @@ class FrameBackbone(nn.Module):
         return x.mean(dim=(2, 3)) if self.pool else x  # (N, D) or (N, D, h, w)
 
 
+STAGE_LAYERS = ("layer1", "layer2", "layer3", "layer4")
+"""The stage outputs of a 2D ResNet that `FrameTaps` reads in one pass."""
+
+
+class FrameTaps(nn.Module):
+    """One pass through a 2D ResNet, several stage outputs: frames (N, C, H, W) in [0, 1] -> a
+    tuple with each of `layers`' outputs in order, (N, D) pooled or (N, D, h, w) for a `_map`
+    layer: the numbers `FrameBackbone(layer=...)` gives for each, computed once (MRRN's levels)."""
+
+    def __init__(self, frame: FrameBackbone, layers: Sequence[str]) -> None:
+        super().__init__()
+        self.frame = frame
+        self.layers = tuple(layers)
+        self.taps = [(STAGE_LAYERS.index(ly.removesuffix("_map")), not ly.endswith("_map")) for ly in self.layers]
+        if max(k for k, _ in self.taps) >= len(frame.body):
+            raise ValueError(f"FrameTaps: the network is cut after {len(frame.body)} stages, "
+                             f"too early for {self.layers}")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        f = self.frame
+        x = f.stem((x - f.mean) / f.std)  # (N, C, h, w)
+        outs = []
+        for stage in f.body:              # each stage's output, (N, D_k, h_k, w_k)
+            x = stage(x)
+            outs.append(x)
+        return tuple(outs[k].mean(dim=(2, 3)) if pool else outs[k] for k, pool in self.taps)
+
+
 class ClipBackbone(nn.Module):
     """A 3D ResNet up to its global pool: clips (N, C, T, H, W) in [0, 1] -> (N, 512)."""
 
@@ -366,6 +394,20 @@ def _build(s: BackboneSpec, *, layer: str, modality: str, weights: str | None, m
     else:
         module = ClipBackbone(net, mean=mean, std=std)
     return _finish(module)
+
+
+def frame_taps(name: str, *, layers: Sequence[str], modality: str = "rgb", weights: str | None,
+               mode: str = "full", flow_length: int = 10) -> FrameTaps:
+    """`backbone` for several stage outputs of one 2D network at once (`FrameTaps`): layers are
+    "layer1".."layer4" or their "_map" forms; the other arguments as `backbone`'s."""
+    bad = [ly for ly in layers if ly.removesuffix("_map") not in STAGE_LAYERS]
+    if spec(name).kind != "frame" or bad or not layers:
+        raise ValueError(f"frame_taps reads stage outputs {STAGE_LAYERS} (or their '_map' form) of a 2D network; "
+                         f"got {name!r}, layers {tuple(layers)}")
+    deepest = max(STAGE_LAYERS.index(ly.removesuffix("_map")) for ly in layers)
+    frame = backbone(name, layer=STAGE_LAYERS[deepest], modality=modality, weights=weights, mode=mode,
+                     flow_length=flow_length)
+    return _finish(FrameTaps(frame, layers))
 
 
 def _finish(module: nn.Module) -> nn.Module:

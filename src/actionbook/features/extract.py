@@ -3,7 +3,10 @@
     python -m actionbook extract --dataset ci --layout ucf101 --split 1 \\
         --backbone resnet34 --layer layer4 --sampling mrrn --crops center --modality rgb --mode ci
 
-`extract_features(...)` does the same from Python and returns a `FeatureSet`. For one video:
+`extract_features(...)` does the same from Python and returns a `FeatureSet`;
+`extract_layers(layers=[...], ...)` reads several stages of a 2D backbone in one pass (MRRN's
+three levels: the frames decoded and the network run once), each into the very entry
+`extract_features` makes for that layer. For one video:
 
 1. the split reader gives its record (path, label, group; `actionbook.data.readers`);
 2. the sampling rule gives the frames to read (`actionbook.data.sampling`):
@@ -40,7 +43,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -233,20 +236,26 @@ def _collate(item: dict) -> dict:
 
 
 @torch.no_grad()
-def _features(net: torch.nn.Module, x: torch.Tensor, *, batch_size: int, device: torch.device) -> torch.Tensor:
-    """uint8 inputs (items, [crops,] C, ...) -> float32 features (items, [crops,] D, ...)."""
+def _outputs(y: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """A backbone's output as a tuple: one tensor per layer (`FrameTaps` gives several)."""
+    return y if isinstance(y, tuple) else (y,)
+
+
+def _features(net: torch.nn.Module, x: torch.Tensor, *, batch_size: int,
+              device: torch.device) -> tuple[torch.Tensor, ...]:
+    """uint8 inputs (items, [crops,] C, ...) -> float32 features (items, [crops,] D, ...), one per layer."""
     if isinstance(net, B.ClipBackbone):
         lead = x.shape[:-4]                       # (items, [crops])
         flat = x.reshape(-1, *x.shape[-4:])       # (N, C, T, h, w)
     else:
         lead = x.shape[:-3]
         flat = x.reshape(-1, *x.shape[-3:])       # (N, C, h, w)
-    out = []
+    out: list[list[torch.Tensor]] = []
     for s in range(0, len(flat), batch_size):
         xb = flat[s:s + batch_size].to(device).float().div_(255)
-        out.append(net(xb).float().cpu())         # (b, D[, h, w])
-    y = torch.cat(out)
-    return y.reshape(*lead, *y.shape[1:])
+        out.append([y.float().cpu() for y in _outputs(net(xb))])  # per layer (b, D[, h, w])
+    ys = [torch.cat(parts) for parts in zip(*out)]
+    return tuple(y.reshape(*lead, *y.shape[1:]) for y in ys)
 
 
 def extract_features(
@@ -275,7 +284,6 @@ def extract_features(
     keep_odd_times: bool = False,
     lazy: bool = False,
     storage: str = "float32",
-    _retries: int = 0,
 ) -> FeatureSet:
     """Extract (or load from the cache) the features of one dataset split; see the module docstring.
 
@@ -297,6 +305,32 @@ def extract_features(
     extracted (size or mtime; it is extracted again) or it left videos out (tried again; with
     skip_errors=False one that still fails is an error, never a silent gap).
     """
+    return _extract(layers=(layer,), **{k: v for k, v in locals().items() if k != "layer"})[layer]
+
+
+def extract_layers(*, layers: Sequence[str], **kwargs: Any) -> dict[str, FeatureSet]:
+    """Several stages of one 2D backbone in one pass over the videos: `{layer: FeatureSet}`.
+
+    layers: stage outputs of a frame backbone, "layer1".."layer4" (pooled) or "layer1_map"..
+    "layer4_map"; every other argument as `extract_features`. Each layer's entry is exactly the
+    one `extract_features(layer=...)` makes (same key, same files, same numbers): a later call for
+    one layer reads it from the cache. The frames are decoded (and cropped) once and the network
+    runs once, up to the deepest stage, instead of once per layer (MRRN's three levels).
+    """
+    layers = tuple(layers)
+    if not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"layers must name one or more distinct stages, got {layers!r}")
+    return _extract(layers=layers, **kwargs)
+
+
+def _extract(*, layers: tuple[str, ...], dataset: str | Path, layout: str = "ucf101", split: int = 1,
+             subset: str = "train", backbone: str, sampling: str, sampling_params: dict | None = None,
+             crops: str = "center", modality: str = "rgb", mode: str = "ci", weights: str | None = "auto",
+             flow_method: str = "tvl1", flow_length: int = 10, size: tuple[int, int] | None = None,
+             batch_size: int = 64, num_workers: int = 2, skip_errors: bool = False, device: str | None = None,
+             progress: bool = True, on_video: Callable[[int], None] | None = None, keep_odd_times: bool = False,
+             lazy: bool = False, storage: str = "float32", _retries: int = 0) -> dict[str, FeatureSet]:
+    """`extract_features` for one or more layers of the same backbone, in one pass."""
     call = {k: v for k, v in locals().items() if k != "_retries"}
     if sampling not in SAMPLINGS:
         raise ValueError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
@@ -316,35 +350,49 @@ def extract_features(
     dev = engine.resolve_device(device)
     ds = resolve_dataset(dataset, layout=layout)
     records, classes = read_records(ds, split=split, subset=subset, keep_odd_times=keep_odd_times)
-    key, key_dict = make_key(ds=ds, split=split, subset=subset, backbone=backbone, layer=layer, weights=weights,
-                             mode=mode, sampling=sampling, sampling_params=params, crops=crops, modality=modality,
-                             flow_method=flow_method, flow_length=flow_length, resize=resize, crop_size=crop_size,
-                             storage=storage)
-    d = entry_dir(key)
+    keys = {}
+    for ly in layers:
+        keys[ly] = make_key(ds=ds, split=split, subset=subset, backbone=backbone, layer=ly, weights=weights,
+                            mode=mode, sampling=sampling, sampling_params=params, crops=crops, modality=modality,
+                            flow_method=flow_method, flow_length=flow_length, resize=resize, crop_size=crop_size,
+                            storage=storage)  # (key, key_dict)
+    dirs = {ly: entry_dir(keys[ly][0]) for ly in layers}
     sources = [_source(r.path) for r in records]  # a video's [size, mtime_ns]: a replaced file is re-extracted
-    if (d / "manifest.json").is_file() and _entry_is_current(d, key, records, sources):
-        return load_features(key, lazy=lazy)
+    if all((dirs[ly] / "manifest.json").is_file() and _entry_is_current(dirs[ly], keys[ly][0], records, sources)
+           for ly in layers):
+        return {ly: load_features(keys[ly][0], lazy=lazy) for ly in layers}
 
-    # a frozen backbone and the shape of one item's features
-    net = B.backbone(backbone, layer=layer, modality=modality, weights=weights, mode=mode,
-                     flow_length=flow_length).to(dev)
+    # a frozen backbone (one pass up to the deepest layer) and the shape of one item's features per layer
+    if len(layers) == 1:
+        net = B.backbone(backbone, layer=layers[0], modality=modality, weights=weights, mode=mode,
+                         flow_length=flow_length).to(dev)
+    else:
+        net = B.frame_taps(backbone, layers=layers, modality=modality, weights=weights, mode=mode,
+                           flow_length=flow_length).to(dev)
     channels = 3 if modality == "rgb" else (2 * flow_length if spec.kind == "frame" else 2)
     probe_shape = (1, channels, crop_size, crop_size) if spec.kind == "frame" else \
         (1, channels, params.get("length", 16), crop_size, crop_size)
-    item_shape = tuple(net(torch.zeros(probe_shape, device=dev)).shape[1:])
-    if crops != "center":
-        item_shape = (CROPS[crops], *item_shape)
-    expect = dict(item_shape=list(item_shape), dtype=str(STORAGES[storage]))  # the dtype on disk
-    meta = dict(key=key_dict, expect=expect, description=describe_key(key_dict), num_videos=len(records))
-    if (d / "key.json").is_file():
-        old = read_entry_json(d / "key.json", key=key)
-        if old.get("key") != key_dict or old.get("expect") != expect:
-            raise CacheError(f"{d / 'key.json'} does not match the key it is stored under; {clean_hint(key)}")
-    else:
-        write_json(d / "key.json", meta)
-
+    with torch.no_grad():
+        probe_out = _outputs(net(torch.zeros(probe_shape, device=dev)))
     files = [f"{r.video_id}.pt" for r in records]
-    todo = [i for i, f in enumerate(files) if not (d / "videos" / f).is_file()]
+    expects, metas = {}, {}
+    for ly, out in zip(layers, probe_out):
+        key, key_dict, d = keys[ly][0], keys[ly][1], dirs[ly]
+        item_shape = tuple(out.shape[1:])
+        if crops != "center":
+            item_shape = (CROPS[crops], *item_shape)
+        expects[ly] = dict(item_shape=list(item_shape), dtype=str(STORAGES[storage]))  # the dtype on disk
+        metas[ly] = dict(key=key_dict, expect=expects[ly], description=describe_key(key_dict),
+                         num_videos=len(records))
+        if (d / "key.json").is_file():
+            old = read_entry_json(d / "key.json", key=key)
+            if old.get("key") != key_dict or old.get("expect") != expects[ly]:
+                raise CacheError(f"{d / 'key.json'} does not match the key it is stored under; {clean_hint(key)}")
+        else:
+            write_json(d / "key.json", metas[ly])
+
+    missing = {ly: {i for i, f in enumerate(files) if not (dirs[ly] / "videos" / f).is_file()} for ly in layers}
+    todo = sorted(set().union(*missing.values()))
     inputs = VideoInputs(records, todo, kind=spec.kind, sampling=sampling, params=params, crops=crops,
                          resize=resize, crop_size=crop_size, modality=modality, flow_method=flow_method,
                          flow_length=flow_length)
@@ -353,7 +401,7 @@ def extract_features(
     skipped = []
     t0 = time.perf_counter()
     bar = tqdm(total=len(records), initial=len(records) - len(todo), unit="video", disable=not progress,
-               desc=f"extract {backbone}.{layer} {modality} {subset}")
+               desc=f"extract {backbone}.{'+'.join(layers)} {modality} {subset}")
     done = 0
     for item in loader:
         i = item["i"]
@@ -364,10 +412,13 @@ def extract_features(
             skipped.append(dict(video_id=records[i].video_id, path=str(records[i].path), error=item["error"]))
             bar.update()
             continue
-        x = _features(net, item["x"], batch_size=batch_size, device=dev)  # (items, [crops,] D[, h, w])
-        x = _stored(x, storage, path=records[i].path)
-        with atomic_write(d / "videos" / files[i], "wb") as f:
-            torch.save(dict(x=x, frames=item["frames"], index=item["index"], source=sources[i]), f)
+        outs = _features(net, item["x"], batch_size=batch_size, device=dev)  # per layer (items, [crops,] D[, h, w])
+        for ly, x in zip(layers, outs):
+            if i not in missing[ly]:
+                continue  # this layer's file is already there (an earlier, interrupted pass)
+            x = _stored(x, storage, path=records[i].path)
+            with atomic_write(dirs[ly] / "videos" / files[i], "wb") as f:
+                torch.save(dict(x=x, frames=item["frames"], index=item["index"], source=sources[i]), f)
         bar.update()
         done += 1
         if on_video is not None:
@@ -375,33 +426,43 @@ def extract_features(
     bar.close()
 
     # every file is checked before the manifest declares the entry complete
-    kept, stale = [], []
-    for i, r in enumerate(records):
-        path = d / "videos" / files[i]
-        if not path.is_file():
-            continue
-        obj = load_video_file(path, key=key, expect=expect)
-        if obj.get("source") != sources[i] or _source(r.path) != sources[i]:
-            stale.append(i)  # extracted from another version of the video (replaced, or resumed from an old run)
-            continue
-        kept.append(dict(video_id=r.video_id, file=files[i], label=r.label, labels=list(r.labels), group=r.group,
-                         sha256=obj["sha256"], source=sources[i]))
+    kept: dict[str, list[dict]] = {ly: [] for ly in layers}
+    stale: set[int] = set()
+    for ly in layers:
+        key, d = keys[ly][0], dirs[ly]
+        for i, r in enumerate(records):
+            path = d / "videos" / files[i]
+            if not path.is_file():
+                continue
+            obj = load_video_file(path, key=key, expect=expects[ly])
+            if obj.get("source") != sources[i] or _source(r.path) != sources[i]:
+                stale.add(i)  # extracted from another version of the video (replaced, or resumed from an old run)
+                continue
+            kept[ly].append(dict(video_id=r.video_id, file=files[i], label=r.label, labels=list(r.labels),
+                                 group=r.group, sha256=obj["sha256"], source=sources[i]))
     if stale:
         if _retries >= 2:
-            raise CacheError(f"{records[stale[0]].path}: keeps changing while it is extracted; "
+            first = records[min(stale)].path
+            raise CacheError(f"{first}: keeps changing while it is extracted; "
                              "let whatever writes it finish, then extract again")
-        _forget(d, [files[i] for i in stale], f"{len(stale)} video(s) changed on disk since their features "
-                f"were extracted (size or modification time), e.g. {records[stale[0]].path}")
-        return extract_features(**{**call, "_retries": _retries + 1})
+        for ly in layers:
+            _forget(dirs[ly], [files[i] for i in sorted(stale)], f"{len(stale)} video(s) changed on disk since "
+                    f"their features were extracted (size or modification time), e.g. {records[min(stale)].path}")
+        return _extract(**{**call, "_retries": _retries + 1})
     if skipped:
         print(f"extract: skipped {len(skipped)} unreadable video(s) of {len(records)}; they are left out of "
-              f"entry {key} and tried again on its next use:", file=sys.stderr)
+              f"entr{'y' if len(layers) == 1 else 'ies'} {', '.join(keys[ly][0] for ly in layers)} and tried "
+              "again on their next use:", file=sys.stderr)
         for s in skipped:
             print(f"  {s['path']}: {s['error']}", file=sys.stderr)
-    write_json(d / "manifest.json", dict(format=MANIFEST_FORMAT, videos=kept, classes=classes, skipped=skipped))
-    if done:  # the decoding, flow and backbone time of the videos this call extracted
-        stages.record("features", meta["description"], seconds=time.perf_counter() - t0, videos=done, key=key)
-    return load_features(key, lazy=lazy)
+    for ly in layers:
+        write_json(dirs[ly] / "manifest.json", dict(format=MANIFEST_FORMAT, videos=kept[ly], classes=classes,
+                                                   skipped=skipped))
+    if done:  # the decoding, flow and backbone time of the videos this call extracted (one line per pass)
+        name = metas[layers[0]]["description"] + (f" (with {', '.join(layers[1:])}, one pass)" if len(layers) > 1 else "")
+        stages.record("features", name, seconds=time.perf_counter() - t0, videos=done, key=keys[layers[0]][0],
+                      **({"keys": [keys[ly][0] for ly in layers]} if len(layers) > 1 else {}))
+    return {ly: load_features(keys[ly][0], lazy=lazy) for ly in layers}
 
 
 def _stored(x: torch.Tensor, storage: str, *, path: Path) -> torch.Tensor:
