@@ -42,6 +42,15 @@ With `--gru`, a third row: the controls' recurrent head (`actionbook.controls`: 
 videos of each category and scored on its validation videos: the positive control of temporal
 order, interaction and long range, asked on training groups.
 
+With `--reader` (`_map` layers only), a fourth row: a per-frame reader of the unpooled map (a
+1x1 convolution to 8 channels, ReLU, a linear layer over every cell to 64, ReLU: it can learn
+where things are) before the same GRU, trained and scored as `--gru`'s.
+
+With `--interaction-delta LO HI`, the interaction classes are rendered with the gap between the
+two objects changing by a fraction in [LO, HI] of the frame (`_render._pair`; the benchmark's is
+0.14-0.22), fit and validation videos alike, in memory only: what a redesign of the category
+would give, asked before any benchmark is regenerated.
+
 Not a test; it decides nothing by itself, but a choice it informs is made on these groups only.
 """
 
@@ -155,9 +164,29 @@ def clip_features(groups: list[int], clips: list[int], modality: str, *, seed: i
     return torch.stack(xs), np.asarray(ys)
 
 
+class MapReader(torch.nn.Module):
+    """`--reader`: each frame's (C, h, w) map read by a 1x1 convolution to `k` channels and a linear
+    layer over every cell (so that it can learn where things are), then the controls' GRU head."""
+
+    def __init__(self, channels: int, side: int, classes: int, *, k: int = 8, width: int = 64, hidden: int = 64):
+        from actionbook.experiments.recurrent_residual import GRUHead
+
+        super().__init__()
+        self.shape = (channels, side, side)
+        self.cells = torch.nn.Sequential(torch.nn.Conv2d(channels, k, 1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                         torch.nn.Linear(k * side * side, width), torch.nn.ReLU())
+        self.head = GRUHead(width, hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C h w)
+        b, t, _ = x.shape
+        z = self.cells(x.reshape(b * t, *self.shape)).reshape(b, t, -1)  # (B, T, width)
+        return self.head(z)                                              # (B, classes)
+
+
 def gru_within_category(xtr: torch.Tensor, ytr: np.ndarray, xva: torch.Tensor, yva: np.ndarray,
-                        seeds=(0, 1, 2)) -> dict[str, float]:
-    """Validation accuracy of the controls' GRU head per coarse category (4-way), mean over `seeds`."""
+                        seeds=(0, 1, 2), *, make=None) -> dict[str, float]:
+    """Validation accuracy of the controls' GRU head per coarse category (4-way), mean over `seeds`;
+    `make(inputs, classes)` builds another model (`MapReader`) trained the same way."""
     from actionbook import engine
     from actionbook.controls import ControlsConfig
     from actionbook.experiments.recurrent_residual import GRUHead
@@ -174,7 +203,7 @@ def gru_within_category(xtr: torch.Tensor, ytr: np.ndarray, xva: torch.Tensor, y
         accs = []
         for seed in seeds:
             torch.manual_seed(seed)
-            model = GRUHead(a.shape[-1], cfg.hidden, 4)
+            model = make(a.shape[-1], 4) if make else GRUHead(a.shape[-1], cfg.hidden, 4)
             tc = engine.TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                                     weight_decay=cfg.weight_decay, seed=seed, device="cpu")
             engine.fit(model, engine.TensorVideoDataset(a, ta), None, tc, progress=False)
@@ -206,6 +235,10 @@ def main() -> None:
                     help="clips per fit group and class (the benchmark has 2; more are rendered in memory)")
     ap.add_argument("--clips", choices=("rgb", "flow"), help="the ci clip network of this stream instead")
     ap.add_argument("--gru", action="store_true", help="also the controls' GRU head over the 16 frames (3 seeds)")
+    ap.add_argument("--reader", action="store_true",
+                    help="also a per-frame map reader before the GRU (one `_map` layer; 3 seeds)")
+    ap.add_argument("--interaction-delta", type=float, nargs=2, metavar=("LO", "HI"),
+                    help="render the interaction classes with the gap changing by this fraction of the frame")
     ap.add_argument("--geometry", action="store_true",
                     help="single frames: R^2 of the order object's size and the interaction pair's gap and midpoint")
     args = ap.parse_args()
@@ -213,6 +246,14 @@ def main() -> None:
     fit_clips = list(range(1, args.fit_clips + 1))
     if held_out & set(args.fit_groups + args.val_groups):
         ap.error(f"groups {sorted(held_out)} are split 1's test groups: never fit or validate on them")
+    if args.reader and (len(args.layers) != 1 or not args.layers[0].endswith("_map")):
+        ap.error("--reader reads one unpooled map: give one `_map` layer, e.g. --layers layer2.1_map")
+    if args.interaction_delta:
+        from actionbook.data import _render as R  # in memory only: nothing here writes a video
+
+        for name, closing, same_way in (("Chase", True, True), ("Flee", False, True), ("Meet", True, False),
+                                        ("Part", False, False)):
+            R.SCENES[name] = R._pair(closing=closing, same_way=same_way, delta=tuple(args.interaction_delta))
     if args.clips:
         start = time.perf_counter()
         (ftr, ytr), (fva, yva) = (clip_features(g, c, args.clips) for g, c in
@@ -250,7 +291,8 @@ def main() -> None:
     seg = lambda z: z.view(z.shape[0], SEGMENTS, -1, z.shape[-1]).mean(2).flatten(1)  # noqa: E731
     print(f"fit: groups {args.fit_groups} clips 1-{args.fit_clips} ({len(ytr)} videos); validation: groups {args.val_groups} "
           f"clips 1-{args.val_clips} ({len(yva)} videos); layers {'+'.join(args.layers)}; "
-          f"weights {args.weights or 'ci'}; 4-way within each category, chance 25%")
+          f"weights {args.weights or 'ci'}; interaction gap change {args.interaction_delta or 'as generated'}; "
+          f"4-way within each category, chance 25%")
     print(f"{'probe':8s}" + "".join(f"{c:>16s}" for c in CATEGORIES))
     for name, (a, b) in {"mean": (ftr.mean(1), fva.mean(1)), "ordered": (seg(ftr), seg(fva))}.items():
         acc = within_category(a, ytr, b, yva)
@@ -258,6 +300,12 @@ def main() -> None:
     if args.gru:
         acc = gru_within_category(ftr, ytr, fva, yva)
         print(f"{'GRU':8s}" + "".join(f"{100 * acc[c]:15.1f}%" for c in CATEGORIES), flush=True)
+    if args.reader:
+        channels = net.get_submodule(args.layers[0].removesuffix("_map"))
+        channels = [m for m in channels.modules() if isinstance(m, torch.nn.BatchNorm2d)][-1].num_features
+        side = round((ftr.shape[-1] / channels) ** 0.5)
+        acc = gru_within_category(ftr, ytr, fva, yva, make=lambda d, n: MapReader(channels, side, n))
+        print(f"{'reader':8s}" + "".join(f"{100 * acc[c]:15.1f}%" for c in CATEGORIES), flush=True)
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

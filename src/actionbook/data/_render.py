@@ -448,13 +448,14 @@ def _sizes(profile: str):
     return scene
 
 
-def _pair(*, closing: bool, same_way: bool):
+def _pair(*, closing: bool, same_way: bool, delta: tuple[float, float] = (0.14, 0.22)):
     """Two objects of different kinds on one line. The gap between their centres changes at an
-    even rate between touching and ~0.18 of the frame more: it closes (`closing`) or opens. The
-    pair drifts at about that rate, along the line (`same_way`: both move the same way, so one
-    catches up with the other, or pulls away from it) or across it (they converge, or diverge).
-    Every class shows every gap, at every angle and place, equally often: a single frame cannot
-    tell them apart, only how the two move relative to each other."""
+    even rate between touching and a fraction of the frame more, drawn from `delta` (the
+    benchmark: 0.14-0.22): it closes (`closing`) or opens. The pair drifts at about that rate,
+    along the line (`same_way`: both move the same way, so one catches up with the other, or
+    pulls away from it) or across it (they converge, or diverge). Every class shows every gap,
+    at every angle and place, equally often: a single frame cannot tell them
+    apart, only how the two move relative to each other."""
 
     def scene(rng, c: Ctx) -> list[Track]:
         s = c.size
@@ -464,9 +465,9 @@ def _pair(*, closing: bool, same_way: bool):
         v = np.array([-u[1], u[0]])                 # across it
         t = np.arange(c.n) - (c.n - 1) / 2          # frames from the middle of the video
         lo = 2.2 * s                                # centres this far apart: touching
-        delta = rng.uniform(0.14, 0.22) * c.m       # how far the gap closes or opens
-        rate = delta / max(c.n - 1, 1)              # pixels a frame
-        gap = lo + delta / 2 + (-rate if closing else rate) * t                     # (n,)
+        change = rng.uniform(*delta) * c.m          # how far the gap closes or opens
+        rate = change / max(c.n - 1, 1)             # pixels a frame
+        gap = lo + change / 2 + (-rate if closing else rate) * t                     # (n,)
         drift = rng.uniform(0.75, 1.25) * rate * rng.choice([-1.0, 1.0]) * (u if same_way else v)
         mid = drift[:, None] * t                                                    # (2, n), about 0
         a, b = mid - u[:, None] * gap / 2, mid + u[:, None] * gap / 2
