@@ -47,7 +47,7 @@ With `--reader` (`_map` layers only), a fourth row: a per-frame reader of the un
 where things are) before the same GRU, trained and scored as `--gru`'s.
 
 With `--interaction-delta LO HI`, the interaction classes are rendered with the gap between the
-two objects changing by a fraction in [LO, HI] of the frame (`_render._pair`; the benchmark's is
+two objects changing by a fraction in [LO, HI] of the frame (`_render.interaction_scenes`; the benchmark's is
 0.14-0.22), fit and validation videos alike, in memory only: what a redesign of the category
 would give, asked before any benchmark is regenerated.
 
@@ -65,8 +65,10 @@ import torch
 from actionbook.data.generate import CATEGORIES, CLASSES, KINDS, render_video, test_groups, video_tracks
 from actionbook.features import ci_nets
 from actionbook.features import pretrain as P
+from actionbook.features.backbones import FrameBackbone
+from actionbook.features.ci_nets import CI_MEAN, CI_STD
 
-from probe import FRAMES, SEGMENTS, features, linear_probe, sample
+from probe import CROP, FRAMES, SEGMENTS, features, linear_probe, sample
 
 GEOMETRY = {  # category -> what one frame must show: name -> f(tracks, frame index)
     "temporal order": {"size": lambda tr, i: tr[0].size[i]},
@@ -164,6 +166,13 @@ def clip_features(groups: list[int], clips: list[int], modality: str, *, seed: i
     return torch.stack(xs), np.asarray(ys)
 
 
+@torch.no_grad()
+def map_shape(net: torch.nn.Module, layer: str) -> tuple[int, ...]:
+    """(C, h, w) of one frame's unpooled `layer` map at the probe's crop (what `features` flattens)."""
+    cut = FrameBackbone(net, layer=layer, mean=torch.tensor(CI_MEAN), std=torch.tensor(CI_STD)).eval()
+    return tuple(cut(torch.zeros(1, 3, CROP, CROP)).shape[1:])
+
+
 class MapReader(torch.nn.Module):
     """`--reader`: each frame's (C, h, w) map read by a 1x1 convolution to `k` channels and a linear
     layer over every cell (so that it can learn where things are), then the controls' GRU head."""
@@ -251,9 +260,7 @@ def main() -> None:
     if args.interaction_delta:
         from actionbook.data import _render as R  # in memory only: nothing here writes a video
 
-        for name, closing, same_way in (("Chase", True, True), ("Flee", False, True), ("Meet", True, False),
-                                        ("Part", False, False)):
-            R.SCENES[name] = R._pair(closing=closing, same_way=same_way, delta=tuple(args.interaction_delta))
+        R.SCENES.update(R.interaction_scenes(tuple(args.interaction_delta)))
     if args.clips:
         start = time.perf_counter()
         (ftr, ytr), (fva, yva) = (clip_features(g, c, args.clips) for g, c in
@@ -301,9 +308,7 @@ def main() -> None:
         acc = gru_within_category(ftr, ytr, fva, yva)
         print(f"{'GRU':8s}" + "".join(f"{100 * acc[c]:15.1f}%" for c in CATEGORIES), flush=True)
     if args.reader:
-        channels = net.get_submodule(args.layers[0].removesuffix("_map"))
-        channels = [m for m in channels.modules() if isinstance(m, torch.nn.BatchNorm2d)][-1].num_features
-        side = round((ftr.shape[-1] / channels) ** 0.5)
+        channels, side, _ = map_shape(net, args.layers[0])
         acc = gru_within_category(ftr, ytr, fva, yva, make=lambda d, n: MapReader(channels, side, n))
         print(f"{'reader':8s}" + "".join(f"{100 * acc[c]:15.1f}%" for c in CATEGORIES), flush=True)
     print(f"({time.perf_counter() - start:.0f} s)")

@@ -454,8 +454,8 @@ def _pair(*, closing: bool, same_way: bool, delta: tuple[float, float] = (0.14, 
     benchmark: 0.14-0.22): it closes (`closing`) or opens. The pair drifts at about that rate,
     along the line (`same_way`: both move the same way, so one catches up with the other, or
     pulls away from it) or across it (they converge, or diverge). Every class shows every gap,
-    at every angle and place, equally often: a single frame cannot tell them
-    apart, only how the two move relative to each other."""
+    at every angle and place, equally often: a single frame cannot tell them apart, only how
+    the two move relative to each other."""
 
     def scene(rng, c: Ctx) -> list[Track]:
         s = c.size
@@ -502,6 +502,18 @@ def _early_sight(kind: str):
     return scene
 
 
+def interaction_scenes(delta: tuple[float, float] = (0.14, 0.22)) -> dict:
+    """The interaction category's four scenes, the gap's change drawn from `delta` (a fraction of
+    the frame; the default is the benchmark's). `benchmarks/validation_probe.py
+    --interaction-delta` renders other ranges, in memory only."""
+    return {
+        "Chase": _pair(closing=True, same_way=True, delta=delta),
+        "Flee": _pair(closing=False, same_way=True, delta=delta),
+        "Meet": _pair(closing=True, same_way=False, delta=delta),
+        "Part": _pair(closing=False, same_way=False, delta=delta),
+    }
+
+
 SCENES = {
     # appearance: what the object is; identical wandering motion
     "DiscWander": _appearance("disc"),
@@ -519,10 +531,7 @@ SCENES = {
     "GrowShrinkTwice": _sizes("growshrinktwice"),
     "ShrinkGrowTwice": _sizes("shrinkgrowtwice"),
     # interaction: how two objects move relative to each other; every gap equally often
-    "Chase": _pair(closing=True, same_way=True),
-    "Flee": _pair(closing=False, same_way=True),
-    "Meet": _pair(closing=True, same_way=False),
-    "Part": _pair(closing=False, same_way=False),
+    **interaction_scenes(),
     # long range: an object seen early decides
     "EarlyCross": _early_sight("cross"),
     "EarlyRing": _early_sight("ring"),
