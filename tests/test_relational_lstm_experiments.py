@@ -17,7 +17,7 @@ from actionbook.features.pretrain import PretrainConfig
 
 W = PretrainConfig().width  # the ci networks' stage-1 width (stages W, 2W, 4W, 8W)
 
-CLASSES = ["Chase", "DiscWander", "RiseUp"]          # generated names: interaction, appearance, motion
+CLASSES = ["Meet", "DiscWander", "RiseUp"]          # generated names: interaction, appearance, motion
 CATS = ["interaction", "appearance", "motion"]
 
 
