@@ -406,18 +406,18 @@ def test_the_interaction_classes_do_what_their_names_say():
     from actionbook.data import _render as R
 
     style = G.group_style(0, 1)
-    touching, wide = 2.2, 2.2 + 0.30 * 64 / (0.14 * 64)  # in object radii: the closest, the least widest
     want = {"Meet": "wt", "Part": "tw", "MeetPart": "wtw", "PartMeet": "twt"}
     for name, marks in want.items():
         for i in range(40):
             rng = np.random.default_rng([5, i])
             ctx = R.make_ctx(rng, style, n=64, h=64, w=64)
             a, b = R.scene(name, rng, ctx)
-            g = np.hypot(a.x - b.x, a.y - b.y) / ctx.size                          # (n,)
+            g = np.hypot(a.x - b.x, a.y - b.y) / ctx.size                          # (n,) in object radii
+            touching, span = 2.2, R.INTERACTION_REACH * ctx.m / ctx.size            # closest, widest - closest
             at = [g[0], g[-1]] if len(marks) == 2 else [g[0], g[len(g) // 2], g[-1]]
             slack = [0.01, 0.01] if len(marks) == 2 else [0.01, 0.25, 0.01]  # the middle frame is within a
             for mark, value, k in zip(marks, at, slack):                     # tenth of the video of the turn
-                far = (value - touching) / (wide - touching)                 # 0: touching, >= 1: wide
+                far = (value - touching) / span                              # 0: touching, 1: widest
                 assert (far < k) if mark == "t" else (far > 1 - k), (name, i, g[[0, len(g) // 2, -1]])
             # along the line: each object's steps are parallel to the line through both
             line = np.array([b.x[0] - a.x[0], b.y[0] - a.y[0]])

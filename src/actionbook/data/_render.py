@@ -420,6 +420,14 @@ def _shake_scene(rng, c: Ctx) -> list[Track]:
     return [Track(kind, c.colors[0], x, y, _const(c.n, s), _spin(rng, c.n))]
 
 
+def _through(rng, n: int, values) -> np.ndarray:
+    """(n,) a value that runs through `values` at n even times, linear between turns, each inner
+    turn drawn within a tenth of the video of its even spacing (order's sizes, interaction's gaps)."""
+    m = len(values) - 1
+    turns = (np.arange(1, m) + rng.uniform(-0.2, 0.2, m - 1)) / m
+    return np.interp(np.linspace(0, 1, n), [0, *turns, 1], values)
+
+
 _SIZES = {  # the object's size at the turns of each class (0: smallest, 1: largest)
     "growshrink": (0, 1, 0),
     "shrinkgrow": (1, 0, 1),
@@ -438,10 +446,7 @@ def _sizes(profile: str):
     def scene(rng, c: Ctx) -> list[Track]:
         s = c.size
         kind = KINDS[int(rng.integers(len(KINDS)))]
-        values = _SIZES[profile]
-        m = len(values) - 1
-        turns = (np.arange(1, m) + rng.uniform(-0.2, 0.2, m - 1)) / m
-        scale = 0.3 + 1.1 * np.interp(np.linspace(0, 1, c.n), [0, *turns, 1], values)
+        scale = 0.3 + 1.1 * _through(rng, c.n, _SIZES[profile])
         x, y = _wander(rng, c.n, c.w, c.h, 2.0 * s, rng.uniform(0.003, 0.01) * c.m * c.speed)
         return [Track(kind, c.colors[0], x, y, s * scale, _spin(rng, c.n))]
 
@@ -456,7 +461,10 @@ _GAPS = {  # the gap between the two objects at the turns of each class (0: touc
 }
 
 
-def _pair(profile: str, *, reach: float = 0.30):
+INTERACTION_REACH = 0.30  # the gap opens up to this fraction of the frame beyond touching
+
+
+def _pair(profile: str, *, reach: float = INTERACTION_REACH):
     """Two objects of different kinds, of one size, on a line at a random angle and place. The gap
     between their centres runs through `_GAPS[profile]`, linear between turns (each within a
     tenth of the video of its even spacing), from touching (2.2 object radii) to `reach` of the
@@ -472,10 +480,7 @@ def _pair(profile: str, *, reach: float = 0.30):
         k1, k2 = rng.choice(len(KINDS), size=2, replace=False)
         th = rng.uniform(0, 2 * math.pi)
         u = np.array([math.cos(th), math.sin(th)])      # the line through both
-        values = _GAPS[profile]
-        m = len(values) - 1
-        turns = (np.arange(1, m) + rng.uniform(-0.2, 0.2, m - 1)) / m
-        gap = 2.2 * s + reach * c.m * np.interp(np.linspace(0, 1, c.n), [0, *turns, 1], values)  # (n,)
+        gap = 2.2 * s + reach * c.m * _through(rng, c.n, _GAPS[profile])                    # (n,)
         a, b = -u[:, None] * gap / 2, u[:, None] * gap / 2                          # (2, n) each
         pts = np.concatenate([a, b], axis=1)                                        # (2, 2n)
         margin = 1.2 * s
@@ -508,7 +513,7 @@ def _early_sight(kind: str):
     return scene
 
 
-def interaction_scenes(reach: float = 0.30) -> dict:
+def interaction_scenes(reach: float = INTERACTION_REACH) -> dict:
     """The interaction category's four scenes, the gap opening up to `reach` of the frame beyond
     touching (the benchmark: 0.30). `benchmarks/validation_probe.py --interaction-reach` renders
     other values, in memory only."""
