@@ -9,9 +9,10 @@ never read here):
 - *fit* videos: the benchmark's own clips of groups `--fit-groups` (default g03-g06);
 - *validation* videos: `--val-clips` clips of groups `--val-groups` (default g07-g08, clips
   1-6), rendered in memory by the benchmark's generator (`render_video`: every video is
-  determined by seed, class, group and clip, so clips 3-6 are new videos of those groups' styles,
-  never encoded to disk and never in any split). More clips than the benchmark's 2 per group
-  shrink the validation error bars: 4 classes x 2 groups x 6 clips = 48 videos per category.
+  determined by seed, class, group and clip, so clips 5-6 are new videos of those groups' styles,
+  never encoded to disk and never in any split; before generator 1.6, clips 3-6 were). More
+  clips than the benchmark's 4 per training group shrink the validation error bars: 4 classes x
+  2 groups x 6 clips = 48 videos per category.
 
 Features: 16 evenly spaced frames of every video, centre 56 x 56 crop, through the ci
 ResNet-18 (`--weights`: a state_dict file, default the cached ci pretraining) cut after each
@@ -243,7 +244,7 @@ def main() -> None:
     ap.add_argument("--val-groups", type=int, nargs="+", default=[7, 8])
     ap.add_argument("--val-clips", type=int, default=6)
     ap.add_argument("--fit-clips", type=int, default=2,
-                    help="clips per fit group and class (the benchmark has 2; more are rendered in memory)")
+                    help="clips per fit group and class (default 2, the benchmark's number before generator 1.6, which has 4; every clip is rendered in memory)")
     ap.add_argument("--clips", choices=("rgb", "flow"), help="the ci clip network of this stream instead")
     ap.add_argument("--gru", action="store_true", help="also the controls' GRU head over the 16 frames, or with --clips the 8 clips (3 seeds)")
     ap.add_argument("--reader", action="store_true",

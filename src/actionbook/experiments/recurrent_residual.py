@@ -163,10 +163,10 @@ CONFIGS: dict[str, Config] = {
                          "Block1 runs in full mode only: it trains every unit above the stem, on 14 x 14 maps, "
                          "and with 5 seeds it does not fit the book's ci time budget (measured in ci, seed 0, one "
                          "thread, busy machine, on the 160 videos of the held-out check: 42 s for Block1, 28 s "
-                         "for Block2, about 11 s for Block4; the chapter's 40 ci runs, on all 240 training videos, "
+                         "for Block2, about 11 s for Block4; the chapter's 40 ci runs, on generator 1.5's 240 training videos, "
                          "took 11 minutes of a 14-minute cold run, and Block1's five would add about 5)",
                          "one update per 5 % of the training sub-sequences, not the paper's 1 %: 1 % of ci's "
-                         "300-1,200 sub-sequences is a batch of 4-13 (the paper's 1 % of UCF-101 is hundreds), "
+                         "300-1,200 sub-sequences (generator 1.5; twice as many since 1.6) is a batch of 4-13 (the paper's 1 % of UCF-101 is hundreds), "
                          "and with it an epoch costs twice as much for about the same training loss",
                          "6 epochs, lr 1e-3 (the paper gives neither). Decided on seed 0 with groups g07-g08 of "
                          "the training videos held out (160 train / 80 validation videos, no test video scored): "

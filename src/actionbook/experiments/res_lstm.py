@@ -154,7 +154,7 @@ CONFIGS: dict[str, Config] = {
     #   d_m = h in {16, 32, 64} for {256 .. 2048} (three values, for time), base d_m = 64;
     # - T in {2, 5, 9, 13}: the paper's {5, 15, 25, 35} are about 1/4, 2/3, 1.1 and 1.6 times
     #   the ~22 clips of an average UCF-101 video; ci videos have 5-11 clips (8 on average);
-    # - 25 epochs of batch 64 (240 training videos: 100 small steps; 0.3-3 s per head on 1 core).
+    # - 25 epochs of batch 64 (480 training videos since generator 1.6: 200 small steps; 240 before).
     "ci": Config(mode="ci", dataset="ci", layout="ucf101", dataset_label="generated benchmark",
                  paper_dataset="UCF-101", crops="center", flow_method="dis", d_m=64, T=9, epochs=25,
                  batch_size=64, hidden_grid=(16, 32, 64, 128), hidden_knee=64, dm_grid=(16, 32, 64),
