@@ -920,7 +920,7 @@ def _seed_arg(text: str) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="ci", choices=sorted(PRESETS),
-                   help="ci: 64x64, 880 short videos (a minute); full: UCF-101 scale, 320x240 (default ci)")
+                   help="ci: 64x64, 880 short videos (seconds); full: UCF-101 scale, 320x240 (default ci)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: data/generated/<preset>-seed<seed>)")
     p.add_argument("--seed", type=_seed_arg, default=0, help="random seed (default 0); same seed, same bytes")
