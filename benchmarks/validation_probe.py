@@ -195,16 +195,26 @@ class MapReader(torch.nn.Module):
         return self.head(z)                                              # (B, classes)
 
 
+def relation_reader(channels: int, side: int, classes: int, *, hidden: int = 64) -> torch.nn.Module:
+    """`--relation`: a relation network on each frame's map cells and their places
+    (`actionbook.models.relation_network.FrameRelations`), then the controls' GRU head."""
+    from actionbook.experiments.recurrent_residual import GRUHead
+    from actionbook.models.relation_network import FrameRelations
+
+    rn = FrameRelations(channels, side)
+    return torch.nn.Sequential(rn, GRUHead(rn.f[0].out_features, hidden, classes))
+
+
 def gru_within_category(xtr: torch.Tensor, ytr: np.ndarray, xva: torch.Tensor, yva: np.ndarray,
-                        seeds=(0, 1, 2), *, make=None) -> dict[str, float]:
+                        seeds=(0, 1, 2), *, make=None, categories=CATEGORIES) -> dict[str, float]:
     """Validation accuracy of the controls' GRU head per coarse category (4-way), mean over `seeds`;
     `make(inputs, classes)` builds another model (`MapReader`) trained the same way."""
     from actionbook import engine
     from actionbook.controls import ControlsConfig
     from actionbook.experiments.recurrent_residual import GRUHead
 
-    cfg, out = ControlsConfig(), {}
-    for cat in CATEGORIES:
+    cfg, out = ControlsConfig(), {c: float("nan") for c in CATEGORIES}
+    for cat in categories:
         mine = [i for i, c in enumerate(CLASSES) if c.category == cat]
         remap = {c: j for j, c in enumerate(mine)}
         tr, va = np.isin(ytr, mine), np.isin(yva, mine)
@@ -249,6 +259,10 @@ def main() -> None:
     ap.add_argument("--gru", action="store_true", help="also the controls' GRU head over the 16 frames, or with --clips the 8 clips (3 seeds)")
     ap.add_argument("--reader", action="store_true",
                     help="also a per-frame map reader before the GRU (one `_map` layer; 3 seeds)")
+    ap.add_argument("--relation", action="store_true",
+                    help="also a relation network over each frame's map cells before the GRU (one `_map` layer; 3 seeds)")
+    ap.add_argument("--categories", nargs="+", choices=CATEGORIES, default=list(CATEGORIES), metavar="CATEGORY",
+                    help="the categories --gru, --reader and --relation train on (default all)")
     ap.add_argument("--interaction-reach", type=float, metavar="FRACTION",
                     help="render the interaction classes with the gap opening up to this fraction of the frame "
                          "beyond touching (the benchmark: 0.30)")
@@ -259,8 +273,8 @@ def main() -> None:
     fit_clips = list(range(1, args.fit_clips + 1))
     if held_out & set(args.fit_groups + args.val_groups):
         ap.error(f"groups {sorted(held_out)} are split 1's test groups: never fit or validate on them")
-    if args.reader and (len(args.layers) != 1 or not args.layers[0].endswith("_map")):
-        ap.error("--reader reads one unpooled map: give one `_map` layer, e.g. --layers layer2.1_map")
+    if (args.reader or args.relation) and (len(args.layers) != 1 or not args.layers[0].endswith("_map")):
+        ap.error("--reader and --relation read one unpooled map: give one `_map` layer, e.g. --layers layer2.1_map")
     if args.interaction_reach is not None:
         from actionbook.data import _render as R  # in memory only: nothing here writes a video
 
@@ -311,13 +325,18 @@ def main() -> None:
     for name, (a, b) in {"mean": (ftr.mean(1), fva.mean(1)), "ordered": (seg(ftr), seg(fva))}.items():
         acc = within_category(a, ytr, b, yva)
         print(f"{name:8s}" + "".join(f"{100 * acc[c]:15.1f}%" for c in CATEGORIES), flush=True)
+    cats = tuple(args.categories)
     if args.gru:
-        acc = gru_within_category(ftr, ytr, fva, yva)
+        acc = gru_within_category(ftr, ytr, fva, yva, categories=cats)
         print(f"{'GRU':8s}" + "".join(f"{100 * acc[c]:15.1f}%" for c in CATEGORIES), flush=True)
-    if args.reader:
+    if args.reader or args.relation:
         channels, side, _ = map_shape(net, args.layers[0])
-        acc = gru_within_category(ftr, ytr, fva, yva, make=lambda d, n: MapReader(channels, side, n))
+    if args.reader:
+        acc = gru_within_category(ftr, ytr, fva, yva, make=lambda d, n: MapReader(channels, side, n), categories=cats)
         print(f"{'reader':8s}" + "".join(f"{100 * acc[c]:15.1f}%" for c in CATEGORIES), flush=True)
+    if args.relation:
+        acc = gru_within_category(ftr, ytr, fva, yva, make=lambda d, n: relation_reader(channels, side, n), categories=cats)
+        print(f"{'relation':8s}" + "".join(f"{100 * acc[c]:15.1f}%" for c in CATEGORIES), flush=True)
     print(f"({time.perf_counter() - start:.0f} s)")
 
 
