@@ -128,6 +128,26 @@ def test_frame_relations_reads_each_frame_of_a_flattened_map():
     x = torch.randn(3, 4, 2 * 5 * 5)                        # (B, T, C h w)
     z = rn(x)
     assert z.shape == (3, 4, 16)
+    rn.chunk = 5  # the pairs made a few frames at a time: the same frames' relations
+    assert torch.allclose(rn(x), z, atol=1e-6)
     assert torch.allclose(rn(x[:, 2:3]), z[:, 2:3], atol=1e-6)  # each frame alone
     with pytest.raises(ValueError, match="values"):
         rn(torch.randn(3, 4, 49))
+
+
+def test_controls_train_each_head_once_in_the_run_cache(tmp_path, monkeypatch):
+    """`cache=True`: the heads are trained in two forked workers, give the numbers of one process
+    in memory, and a second call reads them from disk without training."""
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path))
+    ctrl = K.Control(CAT, "m", "positive", "frames", "recurrent")
+    train, test = _set("order", 12, 0), _set("order", 10, 1)
+    in_memory = K.run_control(ctrl, train, test, cfg=CFG)
+    cached = K.run_control(ctrl, train, test, cfg=CFG, cache=True)
+    assert cached == in_memory  # bit for bit: one thread per head, whichever process trains it
+    assert len(list((tmp_path / "runs" / K.CHAPTER).glob("*/result.pt"))) == len(CFG.seeds)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(K.engine, "fit", no_training)
+    assert K.run_control(ctrl, train, test, cfg=CFG, cache=True) == in_memory

@@ -30,11 +30,14 @@ Features: the ci frame network's pooled `layer4` on every `frame_step`-th frame 
 entry, `sampling="frames"`), its unpooled `layer2.1` map (7 x 7 cells) on the same frames, and the Res-LSTM chapter's flow stream (the same cache entry as
 that chapter: clip flow features of every 16-frame clip, centre crop, DIS flow). The heads
 are trained with `actionbook.engine` on the training videos of the category and scored on its
-test videos. Nothing here reads a chapter's result or a paper's claim.
+test videos, each (control, seed) once through the chapters' run cache
+(`actionbook.experiments.chapter.RunCache`: checkpointed every epoch, its result kept on disk,
+two trained side by side on one thread each). Nothing here reads a chapter's result or a
+paper's claim.
 
     CONTROLS                  the ten controls, as `Control`s
     ControlsConfig            seeds, the frame step, the heads' sizes and schedule
-    run_control(ctrl, train, test, cfg=)   one control's test accuracy per seed
+    run_control(ctrl, train, test, cfg=)   one control's test accuracy per seed (in memory unless cache=True)
     run_controls(cfg)         every control on the ci benchmark: the table of the page
     verdicts(df)              each row's target and whether it is met
 """
@@ -51,14 +54,17 @@ from torch import Tensor
 
 from actionbook import engine
 from actionbook.categories import class_categories
+from actionbook.experiments import chapter
 from actionbook.experiments.recurrent_residual import AveragePooling, GRUHead
 from actionbook.features.cache import FeatureSet
 from actionbook.models.relation_network import FrameRelations
 
-__all__ = ["CHANCE", "POSITIVE_TARGET", "ControlsConfig", "Control", "CONTROLS", "run_control", "run_controls", "two_se", "verdicts", "config_dict"]
+__all__ = ["CHANCE", "POSITIVE_TARGET", "ControlsConfig", "Control", "CONTROLS", "RunKey", "Runs", "run_control", "run_controls", "two_se", "verdicts", "config_dict"]
 
 CHANCE = 0.25  # 4-way within a category
 POSITIVE_TARGET = 0.85
+CHAPTER = "controls"  # the run cache's folder: cache_dir()/runs/controls/
+RUNS_VERSION = "1"    # bump when a change in the heads or their inputs changes the numbers
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,9 @@ class ControlsConfig:
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-3
-    num_workers: int = 2
+    num_workers: int = 2         # DataLoader workers that decode videos for feature extraction
+    threads: int = 1             # every head trains on this many torch threads, in any process
+    workers: int = 2             # heads trained side by side (`RunCache.train_all`): same numbers for any value
     progress: bool = False
 
 
@@ -156,41 +164,96 @@ def _category_videos(ctrl: Control, fs: FeatureSet, xs: list[Tensor], categories
     return _even([xs[i] for i in keep]), torch.tensor([remap[fs.labels[i]] for i in keep])
 
 
+@dataclass(frozen=True)
+class RunKey:
+    """One trained head: a control and a seed."""
+    control: Control
+    seed: int
+
+
+_COST = {"relational": 0, "recurrent": 1, "average": 2}  # train_all's order: the longest runs first
+
+
+def _head(ctrl: Control, d: int, map_shape: tuple[int, ...], cfg: ControlsConfig) -> torch.nn.Module:
+    """The control's untrained head on items of `d` values ((C, h, w) maps flattened, for "relational")."""
+    if ctrl.head == "average":
+        return AveragePooling(d, 4)
+    if ctrl.head == "recurrent":
+        return GRUHead(d, cfg.hidden, 4)
+    if ctrl.head == "relational":
+        return torch.nn.Sequential(FrameRelations(map_shape[0], map_shape[1], width=cfg.relation_width),
+                                   GRUHead(cfg.relation_width, cfg.hidden, 4))
+    raise ValueError(f"unknown head {ctrl.head!r} of control {ctrl.model!r}: 'average', 'recurrent' or 'relational'")
+
+
+class Runs:
+    """The heads of the controls, each (control, seed) trained once through `chapter.RunCache`.
+
+    `sets`: {features: {"train": FeatureSet, "test": FeatureSet}} as `feature_sets` returns;
+    `categories`: the coarse category of each class. `cache=False` keeps results in memory only
+    (tests of fabricated features)."""
+
+    def __init__(self, cfg: ControlsConfig, sets: dict[str, dict[str, FeatureSet]], *,
+                 categories: Sequence[str] | None = None, cache: bool = True) -> None:
+        self.cfg, self.sets = cfg, sets
+        if categories is None:
+            first = next(iter(sets.values()))["train"]
+            categories = list(class_categories(list(first.classes), layout="generated"))
+        self.categories = list(categories)
+        self.cache = chapter.RunCache(CHAPTER, version=RUNS_VERSION, threads=cfg.threads, workers=cfg.workers,
+                                      progress=cfg.progress, device="cpu", cache=cache)
+        self._data: dict[Control, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+
+    def data(self, ctrl: Control) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The control's (x_train, y_train, x_test, y_test): its category's videos, its window,
+        z-normalised with the training videos' statistics. Made once (before `train_all` forks)."""
+        if ctrl not in self._data:
+            train, test = self.sets[ctrl.features]["train"], self.sets[ctrl.features]["test"]
+            if ctrl.head == "relational":
+                shape = tuple(train.features[0].shape[1:])
+                if len(shape) != 3 or shape[1] != shape[2]:
+                    raise ValueError(f"the relational head reads square maps (C, h, w); {train.key} holds items of {shape}")
+            x_tr, t_tr = _category_videos(ctrl, train, _inputs(ctrl, train, steps=self.cfg.steps), self.categories)
+            x_te, t_te = _category_videos(ctrl, test, _inputs(ctrl, test, steps=self.cfg.steps), self.categories)
+            flat = x_tr.flatten(0, 1)
+            mu, sd = flat.mean(0), flat.std(0) + 1e-5  # z-normalisation fitted on the training videos only
+            self._data[ctrl] = ((x_tr - mu) / sd, t_tr, (x_te - mu) / sd, t_te)
+        return self._data[ctrl]
+
+    def get(self, key: RunKey) -> float:
+        """Test accuracy (a fraction, 4-way within the category) of one control and seed."""
+        ctrl, cfg = key.control, self.cfg
+        x_tr, t_tr, x_te, t_te = self.data(ctrl)
+        train, test = self.sets[ctrl.features]["train"], self.sets[ctrl.features]["test"]
+        map_shape = tuple(train.features[0].shape[1:])
+        tc = engine.TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                weight_decay=cfg.weight_decay, seed=key.seed, device="cpu")
+        res = self.cache.get(
+            key, model=lambda: _head(ctrl, x_tr.shape[-1], map_shape, cfg),
+            data=lambda: (engine.TensorVideoDataset(x_tr, t_tr), engine.TensorVideoDataset(x_te, t_te)),
+            train=tc, identity={"train": [train.key, *train.transforms], "test": [test.key, *test.transforms],
+                                "categories": self.categories, "steps": cfg.steps, "hidden": cfg.hidden,
+                                "relation_width": cfg.relation_width},
+            seed=key.seed)
+        return float(res.video["top1"])
+
+    def accuracies(self, controls: Sequence[Control]) -> dict[Control, list[float]]:
+        """Every control's accuracy per seed of `cfg.seeds`; the missing runs are trained first,
+        `cfg.workers` at a time, the longest heads first."""
+        keys = [RunKey(c, s) for c in controls for s in self.cfg.seeds]
+        self.cache.train_all(self.get, sorted(keys, key=lambda k: _COST.get(k.control.head, 0)))
+        return {c: [self.get(RunKey(c, s)) for s in self.cfg.seeds] for c in controls}
+
+
 def run_control(ctrl: Control, train: FeatureSet, test: FeatureSet, *, cfg: ControlsConfig,
-                categories: Sequence[str] | None = None) -> list[float]:
+                categories: Sequence[str] | None = None, cache: bool = False) -> list[float]:
     """Test accuracy (a fraction, 4-way within the control's category) of one control, per seed.
 
     `categories`: the coarse category of each class of the feature sets (default: the generated
-    benchmark's, `actionbook.categories.class_categories`)."""
-    if categories is None:
-        categories = list(class_categories(list(train.classes), layout="generated"))
-    x_tr, t_tr = _category_videos(ctrl, train, _inputs(ctrl, train, steps=cfg.steps), categories)
-    x_te, t_te = _category_videos(ctrl, test, _inputs(ctrl, test, steps=cfg.steps), categories)
-    flat = x_tr.flatten(0, 1)
-    mu, sd = flat.mean(0), flat.std(0) + 1e-5  # z-normalisation fitted on the training videos only
-    x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
-    map_shape = tuple(train.features[0].shape[1:])  # (C, h, w) of a "maps" feature set's items
-    accs = []
-    for seed in cfg.seeds:
-        torch.manual_seed(seed)
-        d = x_tr.shape[-1]
-        if ctrl.head == "average":
-            model = AveragePooling(d, 4)
-        elif ctrl.head == "recurrent":
-            model = GRUHead(d, cfg.hidden, 4)
-        elif ctrl.head == "relational":
-            if len(map_shape) != 3 or map_shape[1] != map_shape[2]:
-                raise ValueError(f"the relational head reads square maps (C, h, w); {train.key} holds items of {map_shape}")
-            model = torch.nn.Sequential(FrameRelations(map_shape[0], map_shape[1], width=cfg.relation_width),
-                                        GRUHead(cfg.relation_width, cfg.hidden, 4))
-        else:
-            raise ValueError(f"unknown head {ctrl.head!r} of control {ctrl.model!r}: 'average', 'recurrent' or 'relational'")
-        tc = engine.TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                weight_decay=cfg.weight_decay, seed=seed, device="cpu")
-        engine.fit(model, engine.TensorVideoDataset(x_tr, t_tr), None, tc, progress=False)
-        res = engine.evaluate(model, engine.TensorVideoDataset(x_te, t_te), device="cpu")
-        accs.append(float(res.video["top1"]))
-    return accs
+    benchmark's, `actionbook.categories.class_categories`). `cache=True` keeps the runs in the
+    run cache (as `run_controls` does); by default they live in memory only."""
+    runs = Runs(cfg, {ctrl.features: {"train": train, "test": test}}, categories=categories, cache=cache)
+    return runs.accuracies([ctrl])[ctrl]
 
 
 # --------------------------------------------------------------------------- the ci benchmark's controls
@@ -239,14 +302,17 @@ def feature_sets(cfg: ControlsConfig = ControlsConfig(), *, needs: Sequence[str]
     return sets
 
 
-def run_controls(cfg: ControlsConfig = ControlsConfig(), *, controls: Sequence[Control] = CONTROLS) -> pd.DataFrame:
+def run_controls(cfg: ControlsConfig = ControlsConfig(), *, controls: Sequence[Control] = CONTROLS,
+                 cache: bool = True) -> pd.DataFrame:
     """Every control, one row each: category, model, role, accuracy_mean, accuracy_sd, chance,
-    n_seeds, n_test (accuracies as fractions, over the seeds)."""
+    n_seeds, n_test (accuracies as fractions, over the seeds). Each head is trained once
+    (`Runs`); a second call reads the results from the run cache."""
     sets = feature_sets(cfg, needs=sorted({c.features for c in controls}))
+    acc = Runs(cfg, sets, cache=cache).accuracies(controls)
     rows = []
     for ctrl in controls:
-        train, test = sets[ctrl.features]["train"], sets[ctrl.features]["test"]
-        accs = torch.tensor(run_control(ctrl, train, test, cfg=cfg))
+        test = sets[ctrl.features]["test"]
+        accs = torch.tensor(acc[ctrl])
         cats = class_categories(list(test.classes), layout="generated")
         n_test = sum(1 for y in test.labels if cats[y] == ctrl.category)
         rows.append(dict(category=ctrl.category, model=ctrl.model, role=ctrl.role,
