@@ -20,8 +20,9 @@ frames, its last state classified) as the interaction category's positive contro
 (`actionbook.controls`). g's first layer acts on the pair [o_i, o_j] as W_i o_i + W_j o_j + b, so
 it is computed once per cell and added per pair: (frames, N, N, width) for N = h*w cells, made
 `chunk` frames at a time. The pair tensor is the module's whole cost and its passes are memory-bound:
-16 frames' pairs (2.4 MB at N = 49, width 16) stay in the CPU's cache, and on one core a training
-step of 192 frames took 39-42 ms so against 58-92 ms with every frame at once (same outputs).
+16 frames' pairs (2.4 MB at N = 49, width 16) stay in the CPU's cache. On one core of the
+development machine a training step of 192 frames took 39-48 ms this way and 58-92 ms with every
+frame at once (repeated runs, 2026-12-05); the outputs are the same.
 """
 
 from __future__ import annotations
