@@ -27,7 +27,8 @@ every positive control >= 85%, every negative control within two binomial standa
 chance on the category's test videos.
 
 Features: the ci frame network's pooled `layer4` on every `frame_step`-th frame (one cache
-entry, `sampling="frames"`), its unpooled `layer2.1` map (7 x 7 cells) on the same frames, and the Res-LSTM chapter's flow stream (the same cache entry as
+entry, `sampling="frames"`), its unpooled `layer2` map (7 x 7 cells; the output of layer2's last
+block, `layer2.1`) on the same frames, both in one pass, and the Res-LSTM chapter's flow stream (the same cache entry as
 that chapter: clip flow features of every 16-frame clip, centre crop, DIS flow). The heads
 are trained with `actionbook.engine` on the training videos of the category and scored on its
 test videos, each (control, seed) once through the chapters' run cache
@@ -77,7 +78,9 @@ class ControlsConfig:
     split: int = 1
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     frame_step: int = 4          # RGB frame features of every 4th frame
-    map_layer: str = "layer2.1_map"  # the relational control's unpooled maps (7 x 7 cells at the 56-pixel crop)
+    map_layer: str = "layer2_map"  # the relational control's unpooled maps (7 x 7 cells at the 56-pixel crop): the
+    #                                stage's output, its last block layer2.1's (a whole stage, so that one pass
+    #                                through the network gives it and the pooled layer4: `extract_layers`)
     relation_width: int = 16     # the relation network's g and f (`models.relation_network.FrameRelations`)
     steps: int = 12              # a recurrent control reads this many evenly spaced items of its window
     hidden: int = 64
@@ -277,23 +280,24 @@ def _colour(fs: FeatureSet, cfg: ControlsConfig) -> FeatureSet:
 
 def feature_sets(cfg: ControlsConfig = ControlsConfig(), *, needs: Sequence[str] = ("frames", "maps", "flow", "colour")
                  ) -> dict[str, dict[str, FeatureSet]]:
-    """{"frames" | "maps" | "flow" | "colour": {"train": FeatureSet, "test": FeatureSet}} from the feature cache."""
+    """{"frames" | "maps" | "flow" | "colour": {"train": FeatureSet, "test": FeatureSet}} from the feature cache.
+
+    The frame features and the maps are two stages of one network on the same frames: one pass
+    (`extract_layers`) decodes each video and runs the network once for both."""
     from actionbook.experiments import res_lstm
-    from actionbook.features.extract import extract_features
+    from actionbook.features.extract import extract_layers
 
     sets: dict[str, dict[str, FeatureSet]] = {}
-    if "maps" in needs:
-        sets["maps"] = {s: extract_features(dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=s,
-                                            backbone="resnet34", layer=cfg.map_layer, sampling="frames",
-                                            sampling_params=dict(step=cfg.frame_step), mode="ci",
-                                            num_workers=cfg.num_workers, progress=cfg.progress)
-                        for s in ("train", "test")}
-    if "frames" in needs or "colour" in needs:
-        sets["frames"] = {s: extract_features(dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=s,
-                                              backbone="resnet34", layer="layer4", sampling="frames",
-                                              sampling_params=dict(step=cfg.frame_step), mode="ci",
-                                              num_workers=cfg.num_workers, progress=cfg.progress)
-                          for s in ("train", "test")}
+    layers = {name: layer for name, layer, wanted in (("frames", "layer4", "frames" in needs or "colour" in needs),
+                                                       ("maps", cfg.map_layer, "maps" in needs)) if wanted}
+    if layers:
+        for s in ("train", "test"):
+            out = extract_layers(dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=s,
+                                 backbone="resnet34", layers=list(layers.values()), sampling="frames",
+                                 sampling_params=dict(step=cfg.frame_step), mode="ci",
+                                 num_workers=cfg.num_workers, progress=cfg.progress)
+            for name, layer in layers.items():
+                sets.setdefault(name, {})[s] = out[layer]
     if "flow" in needs:  # the Res-LSTM chapter's flow stream: the same cache entry
         rc = res_lstm.config("ci")
         sets["flow"] = res_lstm.features(rc, progress=cfg.progress).grids["flow"]
