@@ -28,10 +28,10 @@ chance on the category's test videos.
 
 Features: the ci frame network's pooled `layer4` on every `frame_step`-th frame (one cache
 entry, `sampling="frames"`), its unpooled `layer2` map (7 x 7 cells; the output of layer2's last
-block, `layer2.1`) on the same frames, both in one pass, and the Res-LSTM chapter's flow stream (the same cache entry as
-that chapter: clip flow features of every 16-frame clip, centre crop, DIS flow). The heads
-are trained with `actionbook.engine` on the training videos of the category and scored on its
-test videos, each (control, seed) once through the chapters' run cache
+block, `layer2.1`) on the same frames, both in one pass, and the Res-LSTM chapter's flow stream
+(the same cache entry as that chapter: clip flow features of every 16-frame clip, centre crop,
+DIS flow). The heads are trained with `actionbook.engine` on the training videos of the category
+and scored on its test videos, each (control, seed) once through the chapters' run cache
 (`actionbook.experiments.chapter.RunCache`: checkpointed every epoch, its result kept on disk,
 two trained side by side on one thread each). Nothing here reads a chapter's result or a
 paper's claim.
