@@ -43,9 +43,9 @@ from actionbook.features.ci_nets import CI_MEAN, CI_STD
 FRAMES, SEGMENTS, CROP = 16, 8, 56
 
 
-def sample(video: torch.Tensor) -> torch.Tensor:
-    """(T, H, W, 3) uint8 video -> (F, 3, 56, 56): FRAMES evenly spaced frames, centre crop (as extraction)."""
-    idx = np.linspace(0, len(video) - 1, FRAMES).round().astype(int)
+def sample(video: torch.Tensor, frames: int = FRAMES) -> torch.Tensor:
+    """(T, H, W, 3) uint8 video -> (F, 3, 56, 56): `frames` evenly spaced frames, centre crop (as extraction)."""
+    idx = np.linspace(0, len(video) - 1, frames).round().astype(int)
     v = video[idx].permute(0, 3, 1, 2)  # (F, 3, H, W)
     top, left = (v.shape[-2] - CROP) // 2, (v.shape[-1] - CROP) // 2
     return v[..., top:top + CROP, left:left + CROP]

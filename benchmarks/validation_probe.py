@@ -128,14 +128,15 @@ def ridge_r2(xtr: torch.Tensor, ytr: np.ndarray, gtr: np.ndarray, xva: torch.Ten
     return (1 - ((pred - yva_t) ** 2).sum(0) / ((yva_t - yva_t.mean(0)) ** 2).sum(0)).numpy()
 
 
-def render(groups: list[int], clips: list[int], *, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
-    """(V, F, 3, 56, 56) uint8 frames (`probe.sample`) of the videos rendered in memory, and (V,) labels."""
+def render(groups: list[int], clips: list[int], *, seed: int = 0, frames: int = FRAMES) -> tuple[torch.Tensor, np.ndarray]:
+    """(V, F, 3, 56, 56) uint8 frames (`probe.sample`, `frames` a video) of the videos rendered in
+    memory, and (V,) labels."""
     xs, ys = [], []
     for label in range(len(CLASSES)):
         for group in groups:
             for clip in clips:
                 video = render_video(preset="ci", seed=seed, label=label, group=group, clip=clip)  # (T, H, W, 3)
-                xs.append(sample(torch.from_numpy(video)))
+                xs.append(sample(torch.from_numpy(video), frames))
                 ys.append(label)
     return torch.stack(xs), np.asarray(ys)
 
@@ -263,6 +264,8 @@ def main() -> None:
                     help="also a relation network over each frame's map cells before the GRU (one `_map` layer; 3 seeds)")
     ap.add_argument("--categories", nargs="+", choices=CATEGORIES, default=list(CATEGORIES), metavar="CATEGORY",
                     help="the categories --gru, --reader and --relation train on (default all)")
+    ap.add_argument("--frames", type=int, default=FRAMES,
+                    help=f"evenly spaced frames a video (default {FRAMES}; at least {SEGMENTS}): what the probes and heads read")
     ap.add_argument("--interaction-reach", type=float, metavar="FRACTION",
                     help="render the interaction classes with the gap opening up to this fraction of the frame "
                          "beyond touching (the benchmark: 0.30)")
@@ -273,6 +276,8 @@ def main() -> None:
     fit_clips = list(range(1, args.fit_clips + 1))
     if held_out & set(args.fit_groups + args.val_groups):
         ap.error(f"groups {sorted(held_out)} are split 1's test groups: never fit or validate on them")
+    if args.frames < SEGMENTS or (args.geometry and args.frames != FRAMES):
+        ap.error(f"--frames must be at least {SEGMENTS}, and {FRAMES} with --geometry")
     if (args.reader or args.relation) and (len(args.layers) != 1 or not args.layers[0].endswith("_map")):
         ap.error("--reader and --relation read one unpooled map: give one `_map` layer, e.g. --layers layer2.1_map")
     if args.interaction_reach is not None:
@@ -301,8 +306,8 @@ def main() -> None:
     net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
     net.eval()
     start = time.perf_counter()
-    xtr, ytr = render(args.fit_groups, fit_clips)
-    xva, yva = render(args.val_groups, list(range(1, args.val_clips + 1)))
+    xtr, ytr = render(args.fit_groups, fit_clips, frames=args.frames)
+    xva, yva = render(args.val_groups, list(range(1, args.val_clips + 1)), frames=args.frames)
     ftr, fva = features(net, xtr, args.layers), features(net, xva, args.layers)  # (V, F, D)
     if args.geometry:
         print(f"R^2 of ridge regressions on single frames of groups {args.fit_groups} clips 1-{args.fit_clips} (fit) and {args.val_groups} clips "
@@ -316,10 +321,10 @@ def main() -> None:
             print(f"{cat:16s}" + "".join(f"  {n} {v:.3f}" for n, v in zip(names, r2)), flush=True)
         print(f"({time.perf_counter() - start:.0f} s)")
         return
-    seg = lambda z: z.view(z.shape[0], SEGMENTS, -1, z.shape[-1]).mean(2).flatten(1)  # noqa: E731
+    seg = lambda z: torch.cat([p.mean(1) for p in z.tensor_split(SEGMENTS, dim=1)], 1)  # noqa: E731  (V, SEGMENTS * D)
     print(f"fit: groups {args.fit_groups} clips 1-{args.fit_clips} ({len(ytr)} videos); validation: groups {args.val_groups} "
           f"clips 1-{args.val_clips} ({len(yva)} videos); layers {'+'.join(args.layers)}; "
-          f"weights {args.weights or 'ci'}; interaction reach {args.interaction_reach or 'as generated'}; "
+          f"weights {args.weights or 'ci'}; {args.frames} frames a video; interaction reach {args.interaction_reach or 'as generated'}; "
           f"4-way within each category, chance 25%")
     print(f"{'probe':8s}" + "".join(f"{c:>16s}" for c in CATEGORIES))
     for name, (a, b) in {"mean": (ftr.mean(1), fva.mean(1)), "ordered": (seg(ftr), seg(fva))}.items():
