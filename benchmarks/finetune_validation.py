@@ -51,13 +51,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from actionbook.data.generate import CATEGORIES, CLASSES, render_video, test_groups
+from actionbook.data.generate import CATEGORIES, CLASSES, test_groups
 from actionbook.data.sampling import clip_grid
 from actionbook.features import backbones as B
 from actionbook.features import pretrain as P
 
 from probe import SEGMENTS, linear_probe
-from validation_probe import within_category
+from validation_probe import stream_video, within_category
 
 LENGTH, STRIDE, CROP = 16, 8, 56
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -65,19 +65,12 @@ STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 
 def video_clips(groups: list[int], clips: list[int], modality: str, *, seed: int = 0) -> tuple[list[torch.Tensor], np.ndarray]:
     """Every video's clip grid as uint8 (K, C, 16, H, W) (uncropped, so training can crop at
-    random), and (V,) labels. Flow: DIS fields, frame f holding the field f -> f+1 (as extraction)."""
-    from actionbook.data.flow import compute_flow
-
+    random), and (V,) labels (`validation_probe.stream_video`: RGB frames or DIS flow)."""
     xs, ys = [], []
     for label in range(len(CLASSES)):
         for group in groups:
             for clip in clips:
-                video = render_video(preset="ci", seed=seed, label=label, group=group, clip=clip)  # (T, H, W, 3)
-                if modality == "rgb":
-                    v = torch.from_numpy(video).permute(0, 3, 1, 2)                          # (T, 3, H, W)
-                else:
-                    fields = torch.from_numpy(compute_flow(video, method="dis")).permute(0, 3, 1, 2)
-                    v = torch.cat([fields, fields[-1:]])                                     # (T, 2, H, W)
+                v = stream_video(label, group, clip, modality, seed=seed)                   # (T, C, H, W)
                 grid = torch.tensor(clip_grid(len(v), length=LENGTH, stride=STRIDE))         # (K, 16)
                 xs.append(torch.stack([v[g].transpose(0, 1) for g in grid]))                 # (K, C, 16, H, W)
                 ys.append(label)

@@ -141,11 +141,23 @@ def render(groups: list[int], clips: list[int], *, seed: int = 0, frames: int = 
     return torch.stack(xs), np.asarray(ys)
 
 
+def stream_video(label: int, group: int, clip: int, modality: str, *, seed: int = 0) -> torch.Tensor:
+    """One benchmark video rendered in memory, as the clip network of `modality` reads it: uint8
+    (T, 3, H, W) frames (rgb), or (T, 2, H, W) DIS flow where frame f holds the field f -> f+1
+    and the last frame the last field (as extraction)."""
+    from actionbook.data.flow import compute_flow
+
+    video = render_video(preset="ci", seed=seed, label=label, group=group, clip=clip)  # (T, H, W, 3)
+    if modality == "rgb":
+        return torch.from_numpy(video).permute(0, 3, 1, 2)                          # (T, 3, H, W)
+    fields = torch.from_numpy(compute_flow(video, method="dis")).permute(0, 3, 1, 2)
+    return torch.cat([fields, fields[-1:]])                                         # (T, 2, H, W)
+
+
 @torch.no_grad()
 def clip_features(groups: list[int], clips: list[int], modality: str, *, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
     """(V, SEGMENTS + 1, 512): the mean over each video's clips, then 8 evenly spaced clips' features;
     and (V,) labels. The videos are rendered in memory, as `render`'s."""
-    from actionbook.data.flow import compute_flow
     from actionbook.data.sampling import clip_grid
     from actionbook.features import backbones as B
 
@@ -154,12 +166,7 @@ def clip_features(groups: list[int], clips: list[int], modality: str, *, seed: i
     for label in range(len(CLASSES)):
         for group in groups:
             for clip in clips:
-                video = render_video(preset="ci", seed=seed, label=label, group=group, clip=clip)  # (T, H, W, 3)
-                if modality == "rgb":
-                    v = torch.from_numpy(video).permute(0, 3, 1, 2)                        # (T, 3, H, W)
-                else:  # frame f reads the field f -> f+1, the last frame the last field (as extraction)
-                    fields = torch.from_numpy(compute_flow(video, method="dis")).permute(0, 3, 1, 2)
-                    v = torch.cat([fields, fields[-1:]])                                   # (T, 2, H, W)
+                v = stream_video(label, group, clip, modality, seed=seed)                   # (T, C, H, W)
                 top = (v.shape[-1] - 56) // 2
                 v = v[..., top:top + 56, top:top + 56].float() / 255
                 grid = torch.tensor(clip_grid(len(v), length=16, stride=8))                # (K, 16)
