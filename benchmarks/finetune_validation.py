@@ -96,87 +96,66 @@ def pooled(net: B.ClipBackbone, videos: list[torch.Tensor]) -> torch.Tensor:
 def finetune(net: B.ClipBackbone, videos: list[torch.Tensor], labels: np.ndarray, *, train_from: str,
              epochs: int, lr: float, consensus: int = 0, seed: int = 0) -> B.ClipBackbone:
     """A copy of `net` whose stages from `train_from` up are trained, with a new 20-way head, on
-    every clip of `videos` labelled with its video's class; or, with `consensus` = k > 0, TSN's
-    segment consensus: each step scores k clips of a video, one drawn at random from each of k
-    equal parts of its clip grid, and the loss reads their mean score (batches of 16 videos).
-    Returns the copy (pooled features)."""
+    every clip of `videos` labelled with its video's class (batches of 32 clips); or, with
+    `consensus` = k > 0, TSN's segment consensus: each step scores k clips of a video, one drawn
+    at random from each of k equal parts of its clip grid, and the loss reads their mean score
+    (batches of 16 videos). Returns the copy (pooled features)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = copy.deepcopy(net)
     k = STAGES.index(train_from)
     frozen, trained = torch.nn.Sequential(*net.body[:k]).eval(), torch.nn.Sequential(*net.body[k:])
+    lengths = [len(v) for v in videos]
+    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])                                  # each video's first clip
     clips = torch.cat(videos)                                                                # (N, C, 16, H, W)
-    y = torch.as_tensor(np.repeat(labels, [len(v) for v in videos]), dtype=torch.long)
     margin = clips.shape[-1] - CROP
     crops = torch.randint(0, margin + 1, (len(clips), 2), generator=g)
     with torch.no_grad():
         h = torch.cat([frozen((torch.stack([crop(c, dy, dx) for c, (dy, dx) in zip(clips[i:i + 32], crops[i:i + 32].tolist())])
                                - net.mean) / net.std) for i in range(0, len(clips), 32)])  # (N, C', T', h, w)
-    del clips
-    with torch.no_grad():
         dim = trained.eval()(h[:1]).shape[1]                                                 # the pooled width
+    del clips
     head = torch.nn.Linear(dim, len(CLASSES))
     for p in trained.parameters():
         p.requires_grad_(True)
-    params = [*trained.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
-    n, bs = len(h), 32
-    steps = epochs * ((n + bs - 1) // bs)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    # what one step draws: clips (each labelled with its video's class), or videos (k clips each)
     if consensus:
-        return _consensus(net, trained, head, h, [len(v) for v in videos], torch.as_tensor(labels, dtype=torch.long),
-                          k=consensus, epochs=epochs, lr=lr, g=g)
+        y, units, bs, unit = torch.as_tensor(labels, dtype=torch.long), len(videos), 16, "videos"
+    else:
+        y, units, bs, unit = torch.as_tensor(np.repeat(labels, lengths), dtype=torch.long), len(h), 32, "clips"
+    opt = torch.optim.Adam([*trained.parameters(), *head.parameters()], lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * ((units + bs - 1) // bs))
     for epoch in range(epochs):
         trained.train()
-        order, total, right = torch.randperm(n, generator=g), 0.0, 0
-        for i in range(0, n, bs):
-            idx = order[i:i + bs]
-            out = head(trained(h[idx]).mean(dim=(2, 3, 4)))
-            loss = F.cross_entropy(out, y[idx])
+        order, total, right = torch.randperm(units, generator=g), 0.0, 0
+        for i in range(0, units, bs):
+            batch = order[i:i + bs]
+            rows = _segment_picks(batch.tolist(), lengths, first, consensus, g) if consensus else batch
+            out = head(trained(h[rows]).mean(dim=(2, 3, 4)))                                 # (rows, 20)
+            if consensus:
+                out = out.view(len(batch), consensus, -1).mean(1)                            # (B, 20): the consensus
+            loss = F.cross_entropy(out, y[batch])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            total += loss.item() * len(idx)
-            right += int((out.argmax(1) == y[idx]).sum())
-        print(f"  fine-tuning epoch {epoch + 1}: loss {total / n:.3f}, training clips {100 * right / n:.1f}%", flush=True)
+            total += loss.item() * len(batch)
+            right += int((out.argmax(1) == y[batch]).sum())
+        print(f"  fine-tuning epoch {epoch + 1}: loss {total / units:.3f}, training {unit} {100 * right / units:.1f}%",
+              flush=True)
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()
 
 
-def _consensus(net: B.ClipBackbone, trained: torch.nn.Module, head: torch.nn.Module, h: torch.Tensor,
-               lengths: list[int], y: torch.Tensor, *, k: int, epochs: int, lr: float,
-               g: torch.Generator) -> B.ClipBackbone:
-    """TSN's segment-consensus training of `trained` + `head` on the frozen outputs `h` (every
-    clip of every video, in video order; `lengths` clips a video)."""
-    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    params = [*trained.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
-    v, bs = len(lengths), 16
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * ((v + bs - 1) // bs))
-    for epoch in range(epochs):
-        trained.train()
-        order, total, right = torch.randperm(v, generator=g), 0.0, 0
-        for i in range(0, v, bs):
-            vids = order[i:i + bs].tolist()
-            pick = []
-            for j in vids:  # one clip from each of k equal parts of the video's grid
-                edges = np.linspace(0, lengths[j], k + 1)
-                lo, hi = np.floor(edges[:-1]).astype(int), np.maximum(np.floor(edges[1:]).astype(int), np.floor(edges[:-1]).astype(int) + 1)
-                pick += [first[j] + int(torch.randint(a, b, (1,), generator=g)) for a, b in zip(lo, hi)]
-            out = head(trained(h[pick]).mean(dim=(2, 3, 4))).view(len(vids), k, -1).mean(1)  # (B, 20): the consensus
-            loss = F.cross_entropy(out, y[vids])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(vids)
-            right += int((out.argmax(1) == y[vids]).sum())
-        print(f"  fine-tuning epoch {epoch + 1}: loss {total / v:.3f}, training videos {100 * right / v:.1f}%", flush=True)
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net.eval()
+def _segment_picks(videos: list[int], lengths: list[int], first: np.ndarray, k: int, g: torch.Generator) -> list[int]:
+    """TSN's sampling: for each video, one clip drawn at random from each of k equal parts of its
+    clip grid; indices into the clips of every video, in video order."""
+    pick = []
+    for j in videos:
+        lo = np.floor(np.linspace(0, lengths[j], k + 1)).astype(int)
+        pick += [int(first[j]) + int(torch.randint(a, max(b, a + 1), (1,), generator=g)) for a, b in zip(lo[:-1], lo[1:])]
+    return pick
 
 
 def report(name: str, ftr: torch.Tensor, ytr: np.ndarray, fva: torch.Tensor, yva: np.ndarray) -> dict[str, dict[str, float]]:
