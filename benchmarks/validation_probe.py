@@ -14,7 +14,7 @@ never read here):
   clips than the benchmark's 4 per training group shrink the validation error bars: 4 classes x
   2 groups x 6 clips = 48 videos per category.
 
-Features: 16 evenly spaced frames of every video, centre 56 x 56 crop, through the ci
+Features: 16 (`--frames`) evenly spaced frames of every video, centre 56 x 56 crop, through the ci
 ResNet-18 (`--weights`: a state_dict file, default the cached ci pretraining) cut after each
 of `--layers`, globally pooled. Two linear probes per category (4-way, chance 25%), fitted on
 the fit videos and scored on the validation videos:
