@@ -111,6 +111,33 @@ def test_train_all_in_workers_gives_the_numbers_of_one_process(tmp_path, monkeyp
         assert torch.equal(two.get(key).video_scores, one.get(key).video_scores), key
 
 
+def test_train_all_trains_each_run_once_in_the_workers_also_when_a_key_needs_several(tmp_path, monkeypatch):
+    # a key of two runs (a two-stream fusion: "a", then "bb" or "ccc"); both pairs share their first run
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "one"))
+    one = _Table(workers=1)
+    fused = lambda t, pair: t.get(pair[0]).video_scores + t.get(pair[1]).video_scores  # noqa: E731
+    pairs = [(_Key("a", 0), _Key("bb", 0)), (_Key("a", 0), _Key("ccc", 0)), (_Key("a", 1), _Key("bb", 1))]
+    one.cache.train_all(lambda pair: fused(one, pair), pairs)
+    assert one.trained_here == [_Key("a", 0), _Key("bb", 0), _Key("ccc", 0), _Key("a", 1), _Key("bb", 1)]
+
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "two"))
+    two = _Table(workers=2)
+    two.cache.train_all(lambda pair: fused(two, pair), pairs)
+    # the first probe finds a/0 and a/1 (side by side), the second bb/0, ccc/0 and bb/1: nothing is left
+    # for this process, and no run was trained twice (each worker trains only the run it took)
+    assert two.trained_here == []
+    assert len(list((tmp_path / "two" / "runs" / "t").glob("*/result.pt"))) == 5
+    for pair in pairs:
+        assert torch.equal(fused(two, pair), fused(one, pair)), pair
+
+    # a lone missing run is trained here, and the runs behind it in the workers
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path / "three"))
+    three = _Table(workers=2)
+    shared = [(_Key("a", 0), _Key("bb", 0)), (_Key("a", 0), _Key("ccc", 0))]
+    three.cache.train_all(lambda pair: fused(three, pair), shared)
+    assert three.trained_here == [_Key("a", 0)]
+
+
 def test_workers_need_a_fixed_thread_count():
     with pytest.raises(ValueError, match="workers=2 needs a fixed thread count"):
         chapter.RunCache("t", workers=2)  # threads=None: torch's default here, another in a worker

@@ -261,7 +261,8 @@ class RunCache:
                              "(threads=1, say), so that a run gives the same numbers in any process")
         self.results: dict[Hashable, engine.EvalResult] = {}
         self.seconds: dict[Hashable, float] = {}
-        self._probing = False  # `train_all`'s first pass: `get` reports a missing run instead of training it
+        self._probing = False  # `train_all`'s probe: `get` reports a missing run instead of training it
+        self._only: Path | None = None  # `train_all`'s job: `get` trains this run only, reports any other missing one
 
     def folder(self, key: Hashable, train: engine.TrainConfig, identity: dict[str, Any]) -> Path:
         """The run's folder: a hash of the chapter, version, key, training config and identity."""
@@ -290,7 +291,7 @@ class RunCache:
                 return self.results[key]
             except Exception:  # noqa: BLE001 - an unreadable result is trained again
                 done.unlink(missing_ok=True)
-        if self._probing:
+        if self._probing or (self._only is not None and folder != self._only):
             raise _NotTrained(folder)
         with threads(self.threads):  # all of a run on the same threads, whichever process trains it
             train_ds, test_ds = data()
@@ -312,37 +313,65 @@ class RunCache:
     def train_all(self, get: Callable[[Any], Any], keys: Sequence[Any]) -> None:
         """Make sure every run that `get(key)` needs is trained, `workers` runs at a time.
 
-        `get` is the chapter's way from a key to its result (`Runs.get`, `Runs.row`, ...); the
-        keys are a table's. A first pass asks `get` for each key without training: the results
-        already on disk are read, and the missing runs are listed (once each, by run folder).
-        With `workers` > 1 and two or more runs missing, they are trained in `workers` forked
-        processes that take the next missing run as they finish one (POSIX `fork`: the
-        features this process holds are shared with them, not copied or re-read). Each process
-        trains on the cache's `threads` (one in ci), as a run trained here would, and writes
-        the run's checkpoints and result to its folder, so a run gives the same numbers whichever
-        process trains it and however many there are. Last, `get(key)` here, for every key:
-        it reads what the workers wrote, and trains whatever they did not finish (a failed
-        run fails here, with its own error). An interrupted page stops its workers; their
-        runs resume from their last checkpoint, as any run does.
+        `get` is the chapter's way from a key to its result (`Runs.get`, `Runs.row`, a claim's
+        condition and seed -> its fused scores, ...); the keys are a table's. A probe asks `get`
+        for each key without training: the results already on disk are read, and the first run
+        each key still misses is listed (once, by run folder). With `workers` > 1, those runs are
+        trained in `workers` forked processes that take the next one as they finish one (POSIX
+        `fork`: the features this process holds are shared with them, not copied or re-read);
+        each process trains only the run it took. A key that needs several runs (a two-stream
+        fusion: the RGB run, then the flow run) shows its next missing run at the next probe, so
+        the probe repeats until nothing new is missing: the RGB runs of a table are trained side
+        by side, then its flow runs, and no run is trained by two processes at once. A lone
+        missing run is trained here. Each process trains on the cache's `threads` (one in ci),
+        as a run trained here would, and writes the run's checkpoints and result to its folder,
+        so a run gives the same numbers whichever process trains it and however many there are.
+        Last, `get(key)` here, for every key: it reads what the workers wrote, and trains
+        whatever they did not finish (a failed run fails here, with its own error). An
+        interrupted page stops its workers; their runs resume from their last checkpoint, as
+        any run does.
 
         With one worker, results kept in memory only (`cache=False`), or no `fork` on this
         system, it is `get(key)` for every key in turn.
         """
         keys = list(keys)
         if self.workers > 1 and self.cache and hasattr(os, "fork"):
-            missing: dict[Path, Any] = {}
+            asked: set[Path] = set()  # a run asked for once and still missing (it failed) is left to the last pass
+            while True:
+                jobs = [(folder, key) for folder, key in self._missing(get, keys).items() if folder not in asked]
+                if not jobs:
+                    break
+                asked.update(folder for folder, _ in jobs)
+                if len(jobs) == 1:
+                    self._train_one(get, *jobs[0])
+                else:
+                    _train_in_workers(self, get, jobs, workers=self.workers, threads=int(self.threads or 1))
+        for key in keys:
+            get(key)
+
+    def _missing(self, get: Callable[[Any], Any], keys: Sequence[Any]) -> dict[Path, Any]:
+        """The first run each key still needs (its folder -> the first key that needs it); trains nothing."""
+        missing: dict[Path, Any] = {}
+        self._probing = True
+        try:
             for key in keys:
-                self._probing = True
                 try:
                     get(key)
                 except _NotTrained as e:
                     missing.setdefault(e.folder, key)
-                finally:
-                    self._probing = False
-            if len(missing) > 1:
-                _train_in_workers(get, list(missing.values()), workers=self.workers, threads=int(self.threads or 1))
-        for key in keys:
+        finally:
+            self._probing = False
+        return missing
+
+    def _train_one(self, get: Callable[[Any], Any], folder: Path, key: Any) -> None:
+        """`get(key)`, training the run in `folder` and no other (`train_all`'s next probe finds the key's next run)."""
+        self._only = folder
+        try:
             get(key)
+        except _NotTrained:
+            pass  # the key needs another run after this one
+        finally:
+            self._only = None
 
 
 class _NotTrained(Exception):
@@ -353,26 +382,28 @@ class _NotTrained(Exception):
         self.folder = folder
 
 
-def _train_worker(get: Callable[[Any], Any], keys: list[Any], taken: Any, threads_: int) -> None:
+def _train_worker(cache: RunCache, get: Callable[[Any], Any], jobs: list[tuple[Path, Any]], taken: Any,
+                  threads_: int) -> None:
     torch.set_num_threads(threads_)  # before any work: the parent's OpenMP threads do not exist here
     while True:
         with taken.get_lock():
             i = taken.value
             taken.value += 1
-        if i >= len(keys):
+        if i >= len(jobs):
             return
         try:
-            get(keys[i])  # trains the run (or reads it, if another key's run was the same) and saves it
+            cache._train_one(get, *jobs[i])  # trains the job's run and saves it
         except Exception:  # noqa: BLE001 - left for the page's own process, which shows its error
             continue
 
 
-def _train_in_workers(get: Callable[[Any], Any], keys: list[Any], *, workers: int, threads: int) -> None:
-    """`get(key)` for every key in `workers` forked processes, each taking the next key."""
+def _train_in_workers(cache: RunCache, get: Callable[[Any], Any], jobs: list[tuple[Path, Any]], *, workers: int,
+                      threads: int) -> None:
+    """Every job's run (`cache._train_one`) in `workers` forked processes, each taking the next job."""
     ctx = multiprocessing.get_context("fork")
     taken = ctx.Value("i", 0)
-    procs = [ctx.Process(target=_train_worker, args=(get, keys, taken, threads), daemon=True)
-             for _ in range(min(workers, len(keys)))]
+    procs = [ctx.Process(target=_train_worker, args=(cache, get, jobs, taken, threads), daemon=True)
+             for _ in range(min(workers, len(jobs)))]
     try:
         for p in procs:
             p.start()
@@ -402,12 +433,17 @@ def outcomes(condition: str, seed: int, scores: Tensor, targets: Tensor, *,
 
 def claim_outcomes(claims: Sequence[Any], scores: dict[str, Callable[[int], Tensor]], targets: Tensor, *,
                    seeds: int | Sequence[int], video_ids: Sequence[Any] | None = None,
-                   categories: Sequence[str] | None = None) -> pd.DataFrame:
-    """`outcomes` of every condition the claims compare (`scores[name](seed)` -> (V, C)), for every seed."""
+                   categories: Sequence[str] | None = None, cache: RunCache | None = None) -> pd.DataFrame:
+    """`outcomes` of every condition the claims compare (`scores[name](seed)` -> (V, C)), for every seed.
+
+    cache: the chapter's `RunCache`: the runs the conditions need are trained first, `workers`
+           at a time (`RunCache.train_all`), not one after another as the scores ask for them."""
     named = sorted({c for cl in claims for c in (cl.better, cl.worse)})
     missing = [n for n in named if n not in scores]
     if missing:
         raise KeyError(f"the claims compare conditions the chapter does not compute: {missing}")
+    if cache is not None:
+        cache.train_all(lambda job: scores[job[0]](job[1]), [(name, s) for name in named for s in seed_list(seeds)])
     return pd.concat([outcomes(name, s, scores[name](s), targets, video_ids=video_ids, categories=categories)
                       for name in named for s in seed_list(seeds)], ignore_index=True)
 

@@ -657,7 +657,7 @@ def conditions(runs: Runs) -> dict[str, Callable[[int], Tensor]]:
 def outcomes(runs: Runs, *, seeds: int | Sequence[int] = 5, claimed: Sequence[Claim] | None = None) -> pd.DataFrame:
     """One row per (condition, seed, test video) for every condition the claims compare: the audit's input."""
     return chapter.claim_outcomes(claimed or claims(runs.cfg), conditions(runs), runs.labels("test"), seeds=seeds,
-                                  video_ids=runs.video_ids, categories=runs.categories)
+                                  video_ids=runs.video_ids, categories=runs.categories, cache=runs.cache)
 
 
 def run_claims(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:

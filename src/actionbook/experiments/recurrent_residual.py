@@ -701,7 +701,7 @@ def outcomes(runs: Runs, *, seeds: int | Sequence[int] = 5, claimed: Sequence[Cl
     """One row per (condition, seed, test video) for every condition a testable claim compares."""
     testable = [c for c in (claimed or claims(runs.cfg)) if not c.not_testable]
     return chapter.claim_outcomes(testable, conditions(runs), runs.labels("test"), seeds=seeds,
-                                  video_ids=runs.video_ids, categories=runs.categories)
+                                  video_ids=runs.video_ids, categories=runs.categories, cache=runs.cache)
 
 
 def run_claims(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:

@@ -902,6 +902,8 @@ def run_categories(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFram
     Columns: model, stream, category, seed, accuracy."""
     y = runs.labels("test")
     cats = runs.feats.categories
+    jobs = [(m, st, s) for s in seed_list(seeds) for m in CATEGORY_MODELS.values() for st in STREAM_COLUMNS]
+    runs.cache.train_all(lambda job: scores(runs, job[0], job[1], seed=job[2]), jobs)  # `cfg.workers` at a time
     rows = []
     for s in seed_list(seeds):
         for name, m in CATEGORY_MODELS.items():
@@ -1078,7 +1080,7 @@ def run_claims(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     input, one row per (condition, seed, test video), comes from `chapter.claim_outcomes`."""
     claimed = claims(runs.cfg)
     frame = chapter.claim_outcomes(claimed, conditions(runs), runs.labels("test"), seeds=seeds,
-                                   video_ids=runs.video_ids, categories=runs.feats.categories)
+                                   video_ids=runs.video_ids, categories=runs.feats.categories, cache=runs.cache)
     return chapter.claims_table(claimed, frame, mode=runs.cfg.mode, chapter=CHAPTER, config=runs.cfg,
                                 seeds=seed_list(seeds))
 

@@ -453,6 +453,7 @@ def run_table3(runs: Runs, *, seeds: int | Sequence[int] = 5, named: Sequence[st
     """
     feats = runs.feats
     y = runs.labels("test")
+    runs.cache.train_all(lambda s: final_scores(runs, seed=s), seed_list(seeds))  # `cfg.workers` at a time
     rows = []
     for s in seed_list(seeds):
         pred = final_scores(runs, seed=s).argmax(1)
@@ -473,6 +474,7 @@ def run_table3(runs: Runs, *, seeds: int | Sequence[int] = 5, named: Sequence[st
 def run_tables45(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
     """Top-1 accuracy of the final model (late product fusion) per seed: columns method, seed, accuracy."""
     y = runs.labels("test")
+    runs.cache.train_all(lambda s: final_scores(runs, seed=s), seed_list(seeds))  # `cfg.workers` at a time
     return pd.DataFrame([{"method": "Res-LSTM (late ⊙, this book)", "seed": s,
                           "accuracy": 100 * metrics.topk_accuracy(final_scores(runs, seed=s), y, k=1)}
                          for s in seed_list(seeds)])
@@ -658,7 +660,7 @@ def conditions(runs: Runs) -> dict[str, Callable[[int], Tensor]]:
 def outcomes(runs: Runs, *, seeds: int | Sequence[int] = 5, claimed: Sequence[Claim] | None = None) -> pd.DataFrame:
     """One row per (condition, seed, test video) for every condition the claims compare: the audit's input."""
     return chapter.claim_outcomes(claimed or claims(runs.cfg), conditions(runs), runs.labels("test"), seeds=seeds,
-                                  video_ids=runs.video_ids, categories=runs.feats.categories)
+                                  video_ids=runs.video_ids, categories=runs.feats.categories, cache=runs.cache)
 
 
 def run_claims(runs: Runs, *, seeds: int | Sequence[int] = 5) -> pd.DataFrame:
