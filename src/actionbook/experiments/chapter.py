@@ -13,8 +13,8 @@ claims. Nothing here knows which paper it serves.
     VideoFeatures               the one adapter from cached features to the engine's (x, y, video) items
     RunCache                    the one cache over `engine.fit` / `engine.evaluate`: checkpoints every
                                 epoch and keeps each run's test result on disk, in both modes;
-                                `RunCache.train_all` trains a table's missing runs side by side
-    claim_outcomes(...)         the outcomes of every condition a list of claims compares
+                                `RunCache.train_all` trains the missing runs of a table or an audit side by side
+    claim_outcomes(...)         the outcomes of every condition a list of claims compares (its runs trained first)
     outcomes(...)               one row per (condition, seed, test video): was it right? (the audit's input)
     claims_table(...)           `actionbook.audit.audit` of a chapter's claims, saved as claims.csv
 
