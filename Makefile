@@ -7,6 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Progress bars are for people; logs in CI stay readable without them.
 RUN_FLAGS ?= $(if $(CI),--no-progress,)
+# The book's parts run side by side, two at a time (`actionbook run --jobs`): one per core.
+JOBS ?= 2
 PYTEST_FLAGS ?=
 
 .PHONY: install book run build test lab clean
@@ -23,7 +25,7 @@ install: $(STAMP)
 # the book is never stale after a change in src/, and an unchanged notebook (one the test suite
 # just executed, say) is not computed twice. `make book RUN_FLAGS=--force` executes them all.
 book: install
-	$(PY) -m actionbook run --mode ci $(RUN_FLAGS)
+	$(PY) -m actionbook run --mode ci --jobs $(JOBS) $(RUN_FLAGS)
 	$(PY) -m actionbook build --mode ci
 
 test: install

@@ -190,3 +190,82 @@ def test_execution_key_sees_the_package_parameters_and_folders(tmp_path, monkeyp
     monkeypatch.setenv("ACTIONBOOK_RESULTS", str(tmp_path / "elsewhere"))
     assert key != runner.execution_key(book, mode="ci", params={}, digest="a")
     assert len(runner.package_digest()) == 64
+
+
+def test_toc_parts_group_a_part_s_chapters_and_sections(tmp_path):
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n  - caption: A\n    chapters:\n      - file: a/one\n"
+        "        sections:\n          - file: a/two\n      - file: a/three\n  - caption: B\n    chapters:\n      - file: b\n")
+    assert runner.toc_parts(tmp_path) == [["intro"], ["a/one", "a/two", "a/three"], ["b"]]
+    for name in ("a/one", "a/two", "b"):
+        (tmp_path / f"{name}.md").parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"{name}.md").write_text("x")
+    outside = tmp_path / "elsewhere.md"
+    assert runner.parts_of([tmp_path / "b.md", tmp_path / "a/two.md", outside, tmp_path / "a/one.md"],
+                           tmp_path) == [2, 1, 3, 1]
+
+
+def test_the_book_s_timing_pages_run_alone():
+    """The pages that time models say so, and `--jobs` then runs nothing beside them."""
+    alone = {runner._display_name(p) for p in runner.book_notebooks() if runner.runs_alone(p)}
+    assert alone == {"book/mrrn/method", "book/mrrn/speed"}
+
+
+MARK = """
+import time
+from pathlib import Path
+log = Path(log_file)
+def mark(what):
+    with open(log, "a") as f:
+        f.write(f"{what} {name}\\n")
+mark("start")
+(log.parent / f"{name}.started").touch()
+for _ in range(600):  # bounded: at most 60 s (a busy machine), then it goes on and the test says why
+    if wait_for == "" or (log.parent / f"{wait_for}.started").exists():
+        break
+    time.sleep(0.1)
+mark("end")
+"""
+
+
+@pytest.mark.notebooks
+def test_jobs_run_parts_side_by_side_and_a_run_alone_notebook_alone(tmp_path, actionbook_cli):
+    """With --jobs 2, two notebooks of different parts overlap: each waits (bounded) until the
+    other has started, which one after the other could not do. A `run_alone` notebook starts only
+    when nothing else runs, and nothing starts before it ends."""
+    log = tmp_path / "log.txt"
+
+    def nb(name, wait_for="", alone=False):
+        path = write_notebook(tmp_path / f"{name}.md", MARK,
+                              params=f'mode = "ci"\nname = "{name}"\nwait_for = "{wait_for}"\nlog_file = "{log}"')
+        if alone:
+            path.write_text(path.read_text().replace(
+                "kernelspec:", "actionbook:\n  run_alone: true\nkernelspec:", 1))
+        return path
+
+    a, b = nb("a", wait_for="b"), nb("b", wait_for="a")
+    c = nb("c", alone=True)
+    d = nb("d")
+    r = actionbook_cli("run", "--mode", "ci", "--jobs", "2", a, b, c, d, "--out", tmp_path / "out", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    lines = log.read_text().split()
+    events = [" ".join(lines[i:i + 2]) for i in range(0, len(lines), 2)]
+    assert events.index("start b") < events.index("end a") and events.index("start a") < events.index("end b")
+    i = events.index("start c")
+    assert events[i + 1] == "end c"                                  # nothing started or ended while c ran
+    assert {"end a", "end b"} <= set(events[:i])                     # c started after the others ended
+    assert events[-2:] == ["start d", "end d"]
+    timings = json.loads((tmp_path / "out" / "ci" / "timings.json").read_text())
+    assert set(timings) == {"a", "b", "c", "d"}
+
+
+@pytest.mark.notebooks
+def test_jobs_a_failure_side_by_side_names_the_notebook_and_the_cell(tmp_path, actionbook_cli):
+    bad = write_notebook(tmp_path / "bad.md", "raise ValueError('boom side by side')")
+    later = write_notebook(tmp_path / "later.md", "pass")
+    r = actionbook_cli("run", "--mode", "ci", "--jobs", "2", bad, later, "--out", tmp_path / "out",
+                       "--no-progress")
+    assert r.returncode != 0
+    assert "bad.md" in r.stderr and "boom side by side" in r.stderr
+    assert (tmp_path / "out" / "ci" / "bad.failed.ipynb").is_file()
+    assert (tmp_path / "out" / "ci" / "later.ipynb").is_file()  # what ran beside it finished

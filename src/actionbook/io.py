@@ -9,13 +9,19 @@ folder stays readable to colleagues.
 A temporary is named `.<stem>.<random>.tmp<suffix>` (hidden, next to its target); a process
 killed with SIGKILL cannot remove it, so whoever resumes the work removes such leftovers
 (`remove_temporaries`) and counts nothing that `is_temporary`.
+
+What is built once and shared (the generated benchmark, the ci pretraining, a feature set) is
+built under a `build_lock`, so two processes that want it at the same time (notebooks run side
+by side, `actionbook run --jobs 2`) build it once: the second waits, then finds it built.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -107,3 +113,32 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+@contextlib.contextmanager
+def build_lock(path: str | os.PathLike, *, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` while building `what`.
+
+    Another process asking for the same lock waits (saying for what, once) until this one is
+    done; the caller then checks again whether what it wanted exists before building it:
+
+    >>> with build_lock(cache_dir() / "locks" / "x.lock", what="x"):   # doctest: +SKIP
+    ...     if not built():
+    ...         build()
+
+    POSIX `flock`: the lock goes with the process, so a crashed or killed builder never leaves
+    it held, and the lock file itself is never removed (an empty file, harmless). Within one
+    process the same lock must not be taken twice (the second would wait for the first).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting: another process is building {what} (lock {path})", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -36,3 +36,9 @@ def data_dir() -> Path:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("ACTIONBOOK_CACHE", ROOT / ".cache"))
+
+
+def lock_path(name: str) -> Path:
+    """`<cache>/locks/<name>.lock`: the lock file of something built once and shared
+    (`actionbook.io.build_lock`)."""
+    return cache_dir() / "locks" / f"{name}.lock"

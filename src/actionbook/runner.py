@@ -16,6 +16,13 @@ defines at least `mode`. The runner
 
 A failing cell stops the run with a non-zero exit naming the notebook and the cell.
 
+`--jobs N` runs the parts of `_toc.yml` side by side, up to N at a time (each in its own
+process, started in the book's order), the notebooks of one part one after the other, in
+order: a chapter's later pages may use what its first page trained. What two parts both need
+(the generated benchmark, the ci pretraining, a feature set) is built once, under a lock
+(`actionbook.io.build_lock`): the part that asks second waits for it. A failure stops any
+further notebook from starting; those already running finish; the run then exits non-zero.
+
 In ci mode an executed notebook is reused when nothing it depends on changed (`execution_key`:
 the notebook's text, its parameters, every file of the `actionbook` package, the cache, results
 and data folders, the Python and library versions) and the results it wrote are still there,
@@ -29,6 +36,7 @@ repository, where no key can see them change.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -56,31 +64,43 @@ class Notebook:
     source: Path                 # the jupytext .md file
     name: str                    # its path relative to the book root, without suffix
     params: dict[str, Any] = field(default_factory=dict)  # name -> default value
+    run_alone: bool = False      # front matter `actionbook: {run_alone: true}`: `--jobs` runs nothing beside it
 
 
 # --------------------------------------------------------------------------- discovery
 
 def toc_files(root: Path = ROOT) -> list[str]:
     """Every `file:` entry of `_toc.yml`, in reading order (without suffix)."""
+    return [entry for part in toc_parts(root) for entry in part]
+
+
+def toc_parts(root: Path = ROOT) -> list[list[str]]:
+    """`_toc.yml`'s entries grouped as `--jobs` runs them side by side: the root alone, then each
+    part (or, in a book without parts, each chapter with its sections), in reading order."""
     toc = root / "_toc.yml"
     if not toc.exists():
         raise RunnerError(f"{toc} not found: the runner lists the book's notebooks from it")
     data = yaml.safe_load(toc.read_text())
+    if not isinstance(data, dict):
+        raise RunnerError(f"{toc} is not a table of contents (a mapping with `root` and `parts` or `chapters`)")
+    groups = [[str(data["root"])]] if "root" in data else []
+    for top in (data.get("parts") or []) + (data.get("chapters") or []):
+        groups.append(toc_files_of(top))
+    return [g for g in groups if g]
+
+
+def toc_files_of(node: Any) -> list[str]:
+    """Every `file:` entry at or under `node`, in reading order."""
     out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if key in node:
-                    out.append(str(node[key]))
-            for key in ("parts", "chapters", "sections"):
-                for child in node.get(key, []) or []:
-                    walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(data)
+    if isinstance(node, dict):
+        if "file" in node:
+            out.append(str(node["file"]))
+        for key in ("parts", "chapters", "sections"):
+            for child in node.get(key, []) or []:
+                out.extend(toc_files_of(child))
+    elif isinstance(node, list):
+        for child in node:
+            out.extend(toc_files_of(child))
     return out
 
 
@@ -93,16 +113,26 @@ def resolve_source(entry: str, root: Path = ROOT) -> Path:
     raise RunnerError(f"_toc.yml lists {entry!r} but no file {p}.md exists")
 
 
-def is_notebook(path: Path) -> bool:
-    """A jupytext markdown notebook carries a `kernelspec` in its front matter."""
-    if path.suffix != ".md":
-        return False
+def front_matter(path: Path) -> dict[str, Any]:
+    """The YAML front matter of a markdown file ({} if it has none)."""
     text = path.read_text(encoding="utf-8")
     if not text.startswith("---"):
-        return False
+        return {}
     end = text.find("\n---", 3)
     front = yaml.safe_load(text[3:end]) if end > 0 else None
-    return isinstance(front, dict) and "kernelspec" in front
+    return front if isinstance(front, dict) else {}
+
+
+def is_notebook(path: Path) -> bool:
+    """A jupytext markdown notebook carries a `kernelspec` in its front matter."""
+    return path.suffix == ".md" and "kernelspec" in front_matter(path)
+
+
+def runs_alone(path: Path) -> bool:
+    """True for a notebook whose front matter says `actionbook: {run_alone: true}`: one that times
+    models, whose times another notebook running beside it would distort."""
+    own = front_matter(path).get("actionbook") or {}
+    return bool(isinstance(own, dict) and own.get("run_alone", False))
 
 
 def book_notebooks(root: Path = ROOT) -> list[Path]:
@@ -317,21 +347,45 @@ def execute(nb: Notebook, ipynb: Path, *, mode: str, params: dict[str, Any], out
 
 
 def run(notebooks: list[Path], *, mode: str, params: dict[str, str], out_dir: Path,
-        progress: bool = True, force: bool = False, reused: set[str] | None = None) -> dict[str, float]:
-    """Check every notebook's parameters first, then execute them in order. In ci mode a notebook
-    whose executed copy is `reusable` is not executed again (unless `force`); its name is added to
-    `reused` and its time is the recorded one."""
+        progress: bool = True, force: bool = False, reused: set[str] | None = None,
+        jobs: int = 1) -> dict[str, float]:
+    """Check every notebook's parameters first, then execute them in order (with `jobs` > 1, the
+    parts of `_toc.yml` side by side: `parts_of`). In ci mode a notebook whose executed copy is
+    `reusable` is not executed again (unless `force`); its name is added to `reused` and its time
+    is the recorded one."""
     if mode not in MODES:
         raise RunnerError(f"unknown mode {mode!r}: valid modes are {', '.join(MODES)}")
     if "mode" in params:
         raise RunnerError("set the mode with --mode, not -p mode")
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise RunnerError(f"--jobs must be a whole number of at least 1, got {jobs!r}")
     with tempfile.TemporaryDirectory(prefix="actionbook-run-") as tmp:  # removed however the run ends
         return _run(notebooks, Path(tmp), mode=mode, params=params, out_dir=out_dir, progress=progress,
-                    force=force, reused=reused if reused is not None else set())
+                    force=force, reused=reused if reused is not None else set(), jobs=jobs)
+
+
+def parts_of(sources: list[Path], root: Path = ROOT) -> list[int]:
+    """For each notebook, the `toc_parts` group it belongs to (the same number: run one after
+    the other); a notebook outside `_toc.yml` is a group of its own."""
+    where: dict[Path, int] = {}
+    parts = toc_parts(root) if (root / "_toc.yml").exists() else []
+    for g, entries in enumerate(parts):
+        for e in entries:
+            with contextlib.suppress(RunnerError):  # a missing file is reported when it is run
+                where[resolve_source(e, root).resolve()] = g
+    out, extra = [], len(parts)
+    for src in sources:
+        src = Path(src).resolve()
+        if src in where:
+            out.append(where[src])
+        else:
+            out.append(extra)
+            extra += 1
+    return out
 
 
 def _run(notebooks: list[Path], tmp: Path, *, mode: str, params: dict[str, str], out_dir: Path,
-         progress: bool, force: bool, reused: set[str]) -> dict[str, float]:
+         progress: bool, force: bool, reused: set[str], jobs: int = 1) -> dict[str, float]:
     from tqdm.auto import tqdm
 
     plan = []
@@ -343,12 +397,15 @@ def _run(notebooks: list[Path], tmp: Path, *, mode: str, params: dict[str, str],
             raise RunnerError(f"{src}: not a jupytext notebook (no kernelspec in its front matter)")
         ipynb = tmp / f"{len(plan):03d}-{src.stem}.ipynb"
         _to_ipynb(src, ipynb)
-        nb = Notebook(src, _display_name(src))
+        nb = Notebook(src, _display_name(src), run_alone=runs_alone(src))
         nb.params = read_parameters(ipynb, src)
         plan.append((nb, ipynb, check_parameters(nb, params)))
 
     times: dict[str, float] = {}
     digest = package_digest() if mode == "ci" else None
+    if jobs > 1:
+        return _run_side_by_side(plan, parts_of([nb.source for nb, _, _ in plan]), mode=mode, out_dir=out_dir,
+                                 force=force, reused=reused, jobs=jobs, digest=digest)
     bar = tqdm(plan, desc=f"book ({mode})", unit="notebook", disable=not progress, file=sys.stderr)
     for nb, ipynb, p in bar:
         bar.set_postfix_str(nb.name)
@@ -364,6 +421,80 @@ def _run(notebooks: list[Path], tmp: Path, *, mode: str, params: dict[str, str],
     return times
 
 
+def _run_side_by_side(plan: list[tuple[Notebook, Path, dict[str, Any]]], groups: list[int], *, mode: str,
+                      out_dir: Path, force: bool, reused: set[str], jobs: int, digest: str | None) -> dict[str, float]:
+    """`_run` with up to `jobs` groups (`parts_of`) at a time, started in the book's order, a group's
+    notebooks one after the other. Each notebook runs in a worker process (`execute` sets the
+    notebook's name in that process's environment); a `run_alone` notebook starts when nothing
+    else runs, and nothing starts beside it."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    queues: dict[int, deque] = {}
+    for item, g in zip(plan, groups):
+        queues.setdefault(g, deque()).append(item)
+    waiting = deque(queues)                              # groups not started yet, in the book's order
+    active: list[int] = []                               # groups started and not finished
+    busy: dict[Any, tuple[int, Notebook]] = {}           # future -> (group, notebook)
+    times: dict[str, float] = {}
+    failure: RunnerError | None = None
+
+    def ready(g: int):
+        """Group g's next notebook that must be executed (unchanged ones are reused on the way), or None."""
+        while queues[g]:
+            nb, ipynb, p = queues[g][0]
+            key = execution_key(nb, mode=mode, params=p, digest=digest) if digest else None
+            out = out_dir / mode / (nb.name + ".ipynb")
+            if key is not None and not force and reusable(out, key, mode):
+                queues[g].popleft()
+                reused.add(nb.name)
+                times[nb.name] = float(read_json(_record_path(out)).get("seconds", 0.0))
+                print(f"  {nb.name}: unchanged, executed copy reused ({out})", file=sys.stderr, flush=True)
+                continue
+            return nb, ipynb, p, key
+        return None
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while True:
+            changed = True
+            while failure is None and changed:  # start whatever may start now
+                changed = False
+                while waiting and len(active) < jobs:
+                    active.append(waiting.popleft())
+                idle = [g for g in active if g not in {grp for grp, _ in busy.values()}]
+                nexts = {g: ready(g) for g in idle}
+                for g in [g for g in idle if nexts[g] is None]:
+                    active.remove(g)  # finished: a slot for the next group
+                    changed = True
+                if changed:
+                    continue
+                alone = [g for g in idle if nexts[g][0].run_alone]
+                if any(nb.run_alone for _, nb in busy.values()) or (alone and busy):
+                    break  # a notebook that runs alone is running, or waits for the others to end
+                for g in alone[:1] or idle:
+                    nb, ipynb, p, key = nexts[g]
+                    queues[g].popleft()
+                    print(f"  {nb.name}: started{' (alone)' if nb.run_alone else ''}", file=sys.stderr, flush=True)
+                    busy[pool.submit(execute, nb, ipynb, mode=mode, params=p, out_dir=out_dir, progress=False,
+                                     key=key)] = (g, nb)
+            if not busy:
+                break
+            done, _ = wait(busy, return_when=FIRST_COMPLETED)
+            for f in done:
+                g, nb = busy.pop(f)
+                try:
+                    times[nb.name] = f.result()
+                except RunnerError as e:
+                    failure = failure or e
+                    print(f"  {nb.name}: failed", file=sys.stderr, flush=True)
+                    continue
+                print(f"  {nb.name}: {times[nb.name]:.1f} s", file=sys.stderr, flush=True)
+    if failure is not None:
+        raise failure
+    return {nb.name: times[nb.name] for nb, _, _ in plan if nb.name in times}  # in the book's order
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", required=True, choices=MODES,
                    help="ci: generated benchmark at toy size on the CPU; full: the paper's setup on a GPU")
@@ -374,6 +505,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=ROOT / "_build" / "executed",
                    help="where executed notebooks go (default: _build/executed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run up to N parts of _toc.yml side by side, each part's notebooks in order (default 1)")
     p.add_argument("--force", action="store_true",
                    help="execute every notebook, even one whose executed copy has the same inputs (ci mode)")
 
@@ -395,7 +528,7 @@ def main(args: argparse.Namespace) -> int:
         notebooks = args.notebooks or book_notebooks()
         reused: set[str] = set()
         times = run(notebooks, mode=args.mode, params=params, out_dir=args.out,
-                    progress=not args.no_progress, force=args.force, reused=reused)
+                    progress=not args.no_progress, force=args.force, reused=reused, jobs=args.jobs)
     except RunnerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -57,8 +57,8 @@ import numpy as np
 
 from actionbook import stages
 from actionbook.data import _render as R
-from actionbook.io import atomic_write, is_temporary, read_json, remove_temporaries, write_json
-from actionbook.paths import data_dir
+from actionbook.io import atomic_write, build_lock, is_temporary, read_json, remove_temporaries, write_json
+from actionbook.paths import data_dir, lock_path
 
 __all__ = [
     "VERSION",
@@ -571,12 +571,19 @@ def ensure_benchmark(preset: str | Preset = "ci", seed: int = 0, *, workers: int
     seed = _check_seed(seed)
     root = benchmark_dir(p.name, seed)
     info = root / "benchmark.json"
-    if info.is_file():
+
+    def current() -> bool:
         with contextlib.suppress(OSError, ValueError):
-            if _matches(read_json(info), _identity(p, seed)):
-                return root
-    with stages.timed("generate", f"benchmark {p.name}-seed{seed}"):
-        return generate(preset=p, out=root, seed=seed, workers=workers, progress=progress)
+            return info.is_file() and _matches(read_json(info), _identity(p, seed))
+        return False
+
+    if current():
+        return root
+    with build_lock(lock_path(f"benchmark-{p.name}-seed{seed}"), what=f"the benchmark {root}"):
+        if current():  # another process (a notebook run side by side) generated it meanwhile
+            return root
+        with stages.timed("generate", f"benchmark {p.name}-seed{seed}"):
+            return generate(preset=p, out=root, seed=seed, workers=workers, progress=progress)
 
 
 # ----------------------------------------------------------------------------- static images

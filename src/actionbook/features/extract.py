@@ -38,6 +38,7 @@ where it stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
@@ -66,7 +67,8 @@ from actionbook.features.cache import (
     load_video_file,
     read_entry_json,
 )
-from actionbook.io import atomic_write, write_json
+from actionbook.io import atomic_write, build_lock, write_json
+from actionbook.paths import lock_path
 
 EXTRACTOR_VERSION = 1
 """Part of every cache key: bump it when extraction changes its numbers, so that no entry
@@ -329,8 +331,11 @@ def _extract(*, layers: tuple[str, ...], dataset: str | Path, layout: str = "ucf
              flow_method: str = "tvl1", flow_length: int = 10, size: tuple[int, int] | None = None,
              batch_size: int = 64, num_workers: int = 2, skip_errors: bool = False, device: str | None = None,
              progress: bool = True, on_video: Callable[[int], None] | None = None, keep_odd_times: bool = False,
-             lazy: bool = False, storage: str = "float32", _retries: int = 0) -> dict[str, FeatureSet]:
-    """`extract_features` for one or more layers of the same backbone, in one pass."""
+             lazy: bool = False, storage: str = "float32", _retries: int = 0,
+             _locked: bool = False) -> dict[str, FeatureSet]:
+    """`extract_features` for one or more layers of the same backbone, in one pass. A missing
+    entry is extracted under its `build_lock` (every layer's, in key order), so two processes
+    that want the same features at the same time extract them once."""
     call = {k: v for k, v in locals().items() if k != "_retries"}
     if sampling not in SAMPLINGS:
         raise ValueError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
@@ -361,6 +366,11 @@ def _extract(*, layers: tuple[str, ...], dataset: str | Path, layout: str = "ucf
     if all((dirs[ly] / "manifest.json").is_file() and _entry_is_current(dirs[ly], keys[ly][0], records, sources)
            for ly in layers):
         return {ly: load_features(keys[ly][0], lazy=lazy) for ly in layers}
+    if not _locked:  # then look again: another process may have extracted them meanwhile
+        with contextlib.ExitStack() as held:
+            for key in sorted({keys[ly][0] for ly in layers}):
+                held.enter_context(build_lock(lock_path(f"features-{key}"), what=f"the feature set {key}"))
+            return _extract(**{**call, "_locked": True})
 
     # a frozen backbone (one pass up to the deepest layer) and the shape of one item's features per layer
     if len(layers) == 1:

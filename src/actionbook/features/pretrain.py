@@ -41,8 +41,8 @@ from tqdm.auto import tqdm
 
 from actionbook.features import ci_nets
 from actionbook import stages
-from actionbook.io import atomic_write, read_json, write_json
-from actionbook.paths import cache_dir
+from actionbook.io import atomic_write, build_lock, read_json, write_json
+from actionbook.paths import cache_dir, lock_path
 from actionbook.seed import rng_state, seed_everything, set_rng_state
 
 VERSION = 4  # bump when the training recipe changes: every cached weight is then retrained
@@ -191,12 +191,15 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), *, images: ImageSource | No
         return read_json(report_file)
     if images is None:
         from actionbook.data.generate import static_images as images
-    saved = rng_state()  # pretraining may run lazily inside an experiment: leave its random streams alone
-    try:
-        with torch.enable_grad():  # the caller may hold torch.no_grad() (e.g. a feature extractor)
-            return _train(cfg, images, weights_file=weights_file, report_file=report_file, progress=progress)
-    finally:
-        set_rng_state(saved)
+    with build_lock(lock_path(f"pretrain-{weights_file.stem}"), what=f"the ci pretraining {weights_file}"):
+        if weights_file.is_file() and report_file.is_file():  # another process trained it meanwhile
+            return read_json(report_file)
+        saved = rng_state()  # pretraining may run lazily inside an experiment: leave its random streams alone
+        try:
+            with torch.enable_grad():  # the caller may hold torch.no_grad() (e.g. a feature extractor)
+                return _train(cfg, images, weights_file=weights_file, report_file=report_file, progress=progress)
+        finally:
+            set_rng_state(saved)
 
 
 def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, report_file: Path,
@@ -472,14 +475,17 @@ def pretrain_clips(modality: str, cfg: ClipPretrainConfig | None = None, *,
     weights_file, report_file = _clip_paths(modality, cfg, root)
     if weights_file.is_file() and report_file.is_file():
         return read_json(report_file)
-    saved = rng_state()
-    try:
-        with torch.enable_grad():
-            base = ci_state_dict(progress=progress) if base is None else base  # the 2D pretraining first
-            return _train_clips(modality, cfg, base, weights_file=weights_file, report_file=report_file,
-                                progress=progress)
-    finally:
-        set_rng_state(saved)
+    with build_lock(lock_path(f"pretrain-{weights_file.stem}"), what=f"the ci {modality} clip network {weights_file}"):
+        if weights_file.is_file() and report_file.is_file():  # another process trained it meanwhile
+            return read_json(report_file)
+        saved = rng_state()
+        try:
+            with torch.enable_grad():
+                base = ci_state_dict(progress=progress) if base is None else base  # the 2D pretraining first
+                return _train_clips(modality, cfg, base, weights_file=weights_file, report_file=report_file,
+                                    progress=progress)
+        finally:
+            set_rng_state(saved)
 
 
 def _train_clips(modality: str, cfg: ClipPretrainConfig, base: dict[str, torch.Tensor], *,
