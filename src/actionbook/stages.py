@@ -93,9 +93,12 @@ def summary(notebooks: dict[str, float], *, since: float, total: float | None = 
     out = [f"{'notebook':<{width}}  seconds", f"{'-' * width}  -------"]
     out += [f"{name + (' (reused)' if name in reused else ''):<{width}}  "
             + (f"{'-':>7}" if name in reused else f"{sec:7.1f}") for name, sec in notebooks.items()]
-    out.append(f"{'all notebooks':<{width}}  {sum(s for n, s in notebooks.items() if n not in reused):7.1f}")
+    executed = sum(s for n, s in notebooks.items() if n not in reused)
+    out.append(f"{'all notebooks':<{width}}  {executed:7.1f}")
     if total is not None:
         out.append(f"{'the run, start to end':<{width}}  {total:7.1f}")
+        if executed > total:
+            out.append("(notebooks ran side by side, `--jobs`: their seconds add up to more than the run's)")
     if rows:
         out += ["", f"{'of which, stages built (cached for next time)':<{width}}  seconds",
                 f"{'-' * width}  -------"]
