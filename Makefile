@@ -7,8 +7,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Progress bars are for people; logs in CI stay readable without them.
 RUN_FLAGS ?= $(if $(CI),--no-progress,)
-# The book's parts run side by side, two at a time (`actionbook run --jobs`): one per core.
-JOBS ?= 2
+# `make book JOBS=2` runs two parts of the book side by side (`actionbook run --jobs`): for a warm
+# cache. On a cold one it is slower on two cores (training and extraction then compete for them).
+JOBS ?= 1
 PYTEST_FLAGS ?=
 
 .PHONY: install book run build test lab clean

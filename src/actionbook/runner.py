@@ -22,6 +22,8 @@ order: a chapter's later pages may use what its first page trained. What two par
 (the generated benchmark, the ci pretraining, a feature set) is built once, under a lock
 (`actionbook.io.build_lock`): the part that asks second waits for it. A failure stops any
 further notebook from starting; those already running finish; the run then exits non-zero.
+Side by side, the results a notebook's record lists (below) may include some that another
+notebook wrote meanwhile: a change to those executes it again too, so it is never reused stale.
 
 In ci mode an executed notebook is reused when nothing it depends on changed (`execution_key`:
 the notebook's text, its parameters, every file of the `actionbook` package, the cache, results
