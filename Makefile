@@ -7,8 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Progress bars are for people; logs in CI stay readable without them.
 RUN_FLAGS ?= $(if $(CI),--no-progress,)
-# `make book JOBS=2` runs two parts of the book side by side (`actionbook run --jobs`): for machines
-# with more cores. On two it saves ~4% warm and is slower cold (benchmarks/README.md).
+# `make book JOBS=2` runs two parts of the book side by side (`actionbook run --jobs`). On two cores
+# it saves ~4% warm and is slower cold (benchmarks/README.md); more cores: not measured.
 JOBS ?= 1
 PYTEST_FLAGS ?=
 

@@ -220,7 +220,7 @@ def mark(what):
         f.write(f"{what} {name}\\n")
 mark("start")
 (log.parent / f"{name}.started").touch()
-for _ in range(600):  # bounded: at most 60 s (a busy machine), then it goes on and the test says why
+for _ in range(3000):  # bounded: at most 300 s (a busy machine), then it goes on and the test says why
     if wait_for == "" or (log.parent / f"{wait_for}.started").exists():
         break
     time.sleep(0.1)

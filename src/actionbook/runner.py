@@ -386,6 +386,19 @@ def parts_of(sources: list[Path], root: Path = ROOT) -> list[int]:
     return out
 
 
+def _reuse(nb: Notebook, params: dict[str, Any], *, mode: str, out_dir: Path, force: bool, digest: str | None,
+           reused: set[str], times: dict[str, float]) -> str | None:
+    """The notebook's `execution_key` (None outside ci mode). When its executed copy is `reusable`
+    (and not `force`), it is reused: its name goes into `reused`, its recorded seconds into `times`."""
+    key = execution_key(nb, mode=mode, params=params, digest=digest) if digest else None
+    out = out_dir / mode / (nb.name + ".ipynb")
+    if key is not None and not force and reusable(out, key, mode):
+        reused.add(nb.name)
+        times[nb.name] = float(read_json(_record_path(out)).get("seconds", 0.0))
+        print(f"  {nb.name}: unchanged, executed copy reused ({out})", file=sys.stderr, flush=True)
+    return key
+
+
 def _run(notebooks: list[Path], tmp: Path, *, mode: str, params: dict[str, str], out_dir: Path,
          progress: bool, force: bool, reused: set[str], jobs: int = 1) -> dict[str, float]:
     from tqdm.auto import tqdm
@@ -411,12 +424,8 @@ def _run(notebooks: list[Path], tmp: Path, *, mode: str, params: dict[str, str],
     bar = tqdm(plan, desc=f"book ({mode})", unit="notebook", disable=not progress, file=sys.stderr)
     for nb, ipynb, p in bar:
         bar.set_postfix_str(nb.name)
-        key = execution_key(nb, mode=mode, params=p, digest=digest) if digest else None
-        out = out_dir / mode / (nb.name + ".ipynb")
-        if key is not None and not force and reusable(out, key, mode):
-            reused.add(nb.name)
-            times[nb.name] = float(read_json(_record_path(out)).get("seconds", 0.0))
-            print(f"  {nb.name}: unchanged, executed copy reused ({out})", file=sys.stderr, flush=True)
+        key = _reuse(nb, p, mode=mode, out_dir=out_dir, force=force, digest=digest, reused=reused, times=times)
+        if nb.name in reused:
             continue
         times[nb.name] = execute(nb, ipynb, mode=mode, params=p, out_dir=out_dir, progress=progress, key=key)
         print(f"  {nb.name}: {times[nb.name]:.1f} s", file=sys.stderr, flush=True)
@@ -446,13 +455,9 @@ def _run_side_by_side(plan: list[tuple[Notebook, Path, dict[str, Any]]], groups:
         """Group g's next notebook that must be executed (unchanged ones are reused on the way), or None."""
         while queues[g]:
             nb, ipynb, p = queues[g][0]
-            key = execution_key(nb, mode=mode, params=p, digest=digest) if digest else None
-            out = out_dir / mode / (nb.name + ".ipynb")
-            if key is not None and not force and reusable(out, key, mode):
+            key = _reuse(nb, p, mode=mode, out_dir=out_dir, force=force, digest=digest, reused=reused, times=times)
+            if nb.name in reused:
                 queues[g].popleft()
-                reused.add(nb.name)
-                times[nb.name] = float(read_json(_record_path(out)).get("seconds", 0.0))
-                print(f"  {nb.name}: unchanged, executed copy reused ({out})", file=sys.stderr, flush=True)
                 continue
             return nb, ipynb, p, key
         return None
