@@ -94,3 +94,36 @@ def test_hardware_names_the_cpu_model(tmp_path):
     assert results.cpu_model(tmp_path / "absent") == (platform.processor() or "unknown")
     hw = results.hardware()
     assert hw["processor"] and hw["cpu_count"] >= 1 and "gpu" in hw
+
+
+def test_fixed_jitter_makes_stripplot_dots_repeat_and_leaves_numpy_as_it_was(tmp_path):
+    import numpy as np
+    import seaborn as sns
+
+    from actionbook import plots
+
+    data = pd.DataFrame({"x": ["a"] * 5 + ["b"] * 5, "y": range(10)})
+
+    def dots(jitter_seed):
+        fig, ax = plt.subplots()
+        if jitter_seed is None:
+            sns.stripplot(data, x="x", y="y", ax=ax)
+        else:
+            with plots.fixed_jitter(jitter_seed):
+                sns.stripplot(data, x="x", y="y", ax=ax)
+        xs = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections])
+        plt.close(fig)
+        return xs
+
+    np.random.seed(1)
+    free = [dots(None), dots(None)]
+    assert not np.allclose(free[0], free[1])  # seaborn's jitter is random without the block
+    np.random.seed(1)
+    np.random.uniform(size=3)
+    expected_next = np.random.uniform()
+    np.random.seed(1)
+    np.random.uniform(size=3)
+    a, b = dots(0), dots(0)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, dots(1))
+    assert np.random.uniform() == expected_next  # the notebook's own draws are unchanged by the block

@@ -6,6 +6,7 @@
     confusion_matrix(cm, blocks, ...)     draws it, each category's block outlined and named
     frame_grid(videos, ...)               evenly spaced frames of videos, one row per video
     image_grid(images, ...)               still images in a grid, with titles
+    fixed_jitter(seed)                    a `with` block in which seaborn's random jitter is the same every run
 
 Every function takes plain tensors and frames, so every chapter draws the same figure the
 same way: Res-LSTM's Figs. 4-5 and MRRN's Figs. 3 and 5 are `topk_panel` and
@@ -14,8 +15,9 @@ same way: Res-LSTM's Figs. 4-5 and MRRN's Figs. 3 and 5 are `topk_panel` and
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,8 @@ from torch import Tensor
 
 from actionbook import metrics
 
-__all__ = ["topk_examples", "topk_panel", "confusion", "confusion_matrix", "frame_grid", "image_grid"]
+__all__ = ["topk_examples", "topk_panel", "confusion", "confusion_matrix", "frame_grid", "image_grid",
+           "fixed_jitter"]
 
 
 def topk_examples(scores: Tensor, targets: Tensor, *, classes: Sequence[str], video_ids: Sequence[Any] | None = None,
@@ -185,3 +188,18 @@ def image_grid(images: np.ndarray, *, titles: Sequence[str] | None = None, cols:
                 ax.set_title(titles[i], fontsize=7, pad=2)
     fig.tight_layout(pad=0.2)
     return fig
+
+
+@contextlib.contextmanager
+def fixed_jitter(seed: int = 0) -> Iterator[None]:
+    """Inside the block NumPy's global generator starts from `seed`; after it, it is as before.
+
+    seaborn's `stripplot` spreads its dots with `np.random.uniform` (the global generator, seaborn
+    0.13), so without this a figure's dots move from one build to the next and its PNG differs.
+    The state is restored afterwards so that what the notebook draws later is unchanged."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
