@@ -294,3 +294,37 @@ def test_rows_are_read_alone_once_their_file_was_checked_whole(dataset, cache):
     with pytest.raises(C.CacheError, match="changed since it was written") as e:
         lazy.features.rows(0, [1])
     assert str(path) in str(e.value) and f"cache clean {eager.key}" in str(e.value)
+
+
+def test_fitted_statistic_is_fitted_once_kept_with_its_entry_and_refitted_when_damaged(dataset, cache):
+    fs = extract_features(dataset=dataset, subset="train", **FAST)
+    calls = []
+
+    def fit():
+        calls.append(1)
+        x = torch.cat(list(fs.features))
+        return {"mean": x.mean(0), "scale": float(x.std()), "grid": None}
+
+    first = C.fitted(fs, {"statistic": "test", "picks": [0, 1]}, fit)
+    again = C.fitted(fs, {"statistic": "test", "picks": [0, 1]}, fit)
+    assert len(calls) == 1                                          # the second came from disk
+    assert torch.equal(first["mean"], again["mean"]) and first["scale"] == again["scale"] and again["grid"] is None
+    C.fitted(fs, {"statistic": "test", "picks": [0, 2]}, fit)       # what it depends on changed: fitted anew
+    assert len(calls) == 2
+    [a, b] = sorted((cache / "features" / fs.key / "fitted").glob("*.pt"))
+    for f in (a, b):
+        f.write_bytes(b"not a torch file")                          # damaged: fitted again and replaced
+    assert torch.equal(C.fitted(fs, {"statistic": "test", "picks": [0, 1]}, fit)["mean"], first["mean"])
+    assert len(calls) == 3
+    C.fitted(fs, {"statistic": "test", "picks": [0, 1]}, fit)
+    assert len(calls) == 3
+    assert cli.main(["cache", "clean", fs.key]) == 0                # removed with the videos it was fitted on
+    assert not (cache / "features" / fs.key).exists()
+
+
+def test_fitted_statistic_of_features_not_on_disk_is_not_written(cache):
+    fs = _fake_set("train", [[[1.0, 2.0]], [[3.0, 4.0]]])
+    calls = []
+    for _ in range(2):
+        C.fitted(fs, {"statistic": "test"}, lambda: calls.append(1) or {"m": torch.ones(2)})
+    assert len(calls) == 2 and not (cache / "features").exists()

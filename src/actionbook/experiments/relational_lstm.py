@@ -62,6 +62,7 @@ from torch import Tensor
 from actionbook import engine, metrics, plots, results
 from actionbook.experiments import chapter
 from actionbook.experiments.chapter import paper_diff, seed_list
+from actionbook.features import cache
 from actionbook.features.cache import FeatureSet
 from actionbook.features.pretrain import PretrainConfig
 from actionbook.features.transforms import PCA
@@ -341,6 +342,16 @@ class MapTransform:
         t.scale = max(math.sqrt(sq / n), 1e-8)
         return t
 
+    def state(self) -> dict:
+        """Everything fitted, as plain tensors and numbers (`from_state` rebuilds it)."""
+        pca = None if self.pca is None else {"mean": self.pca.mean, "components": self.pca.components,
+                                             "explained": self.pca.explained}
+        return {"grid": self.grid, "pca": pca, "scale": self.scale}
+
+    @classmethod
+    def from_state(cls, state: dict) -> MapTransform:
+        return cls(state["grid"], None if state["pca"] is None else PCA(**state["pca"]), state["scale"])
+
     def __call__(self, x: Tensor) -> Tensor:
         if self.grid is not None:
             x = _pool_to(x, self.grid)                                 # (..., C, grid, grid)
@@ -370,6 +381,33 @@ class Standardise:
 
     def __call__(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
+
+
+def _spatial_mean(x: Tensor) -> Tensor:
+    return x.mean(dim=(-2, -1))                                        # (..., C, h, w) -> (..., C)
+
+
+def _fitted_on(cfg: Config, train: FeatureSet, picks: Sequence[int]) -> dict:
+    """What a statistic of `train`'s maps depends on besides the conv5_1 videos (`cache.fitted`)."""
+    return {"position": _position_key(train), "transforms": list(train.transforms), "picks": list(picks),
+            "grid": cfg.grid, "reduce": cfg.reduce, "version": RUNS_VERSION}
+
+
+def fit_map_transform(cfg: Config, train: FeatureSet, picks: Sequence[int]) -> MapTransform:
+    """`MapTransform.fit` on the training videos `picks` of one position's maps `train`, fitted
+    once and kept in the feature cache beside the conv5_1 entry it was fitted on (`cache.fitted`):
+    a later page or build reads it instead of every sampled training video again (same numbers)."""
+    return MapTransform.from_state(cache.fitted(
+        train, {"statistic": "MapTransform", **_fitted_on(cfg, train, picks)},
+        lambda: MapTransform.fit(cfg, Videos(train.features, picks=picks)).state()))
+
+
+def fit_standardise(cfg: Config, train: FeatureSet, picks: Sequence[int]) -> Standardise:
+    """`Standardise.fit` of the spatial mean of the maps `train` (the local branch's and TSN's
+    input) on the training videos `picks`, kept in the feature cache as `fit_map_transform`."""
+    return Standardise(**cache.fitted(
+        train, {"statistic": "Standardise of the spatial mean", **_fitted_on(cfg, train, picks)},
+        lambda: vars(Standardise.fit(Videos(Videos(train.features, _spatial_mean), picks=picks)))))
 
 
 def unit_of(layer: str) -> str:
@@ -587,10 +625,10 @@ def features(cfg: Config, *, progress: bool | None = None) -> Features:
             # each video's maps read from the cache when drawn (`Videos`); transforms fitted on a sample
             sample = fit_sample(len(sets["train"]), cfg.fit_videos)
             if position == POSITIONS[-1]:  # the local branch's and TSN's input, standardised per dimension
-                top = {sub: Videos(fs.features, lambda x: x.mean(dim=(-2, -1))) for sub, fs in sets.items()}
-                st = Standardise.fit(Videos(top["train"], picks=sample))
+                st = fit_standardise(cfg, sets["train"], sample)
+                top = {sub: Videos(fs.features, _spatial_mean) for sub, fs in sets.items()}
                 pooled[stream] = {sub: Videos(v, st, keep=cfg.keep_maps) for sub, v in top.items()}
-            t = MapTransform.fit(cfg, Videos(sets["train"].features, picks=sample))
+            t = fit_map_transform(cfg, sets["train"], sample)
             maps[stream][position] = {sub: Videos(fs.features, t, keep=cfg.keep_maps) for sub, fs in sets.items()}
     labels = {sub: torch.stack(fs.targets()) for sub, fs in first.items()}
     classes = first["test"].classes
@@ -1218,11 +1256,11 @@ def multilabel_features(cfg: Config, *, progress: bool | None = None) -> MultiLa
                          "cache key": fs.key})
     # as `features`: each video read when drawn, the transforms fitted on a sample of training videos
     sample = fit_sample(len(first["train"]), c.fit_videos)
-    t = MapTransform.fit(c, Videos(first["train"].features, picks=sample))
+    t = fit_map_transform(c, first["train"], sample)
     maps = {sub: SnippetRows(Videos(fs.features, t, keep=c.keep_maps), out["offsets"][sub])
             for sub, fs in first.items()}                                          # rows (N, [crops,] C, h, w)
-    top = {sub: Videos(fs.features, lambda x: x.mean(dim=(-2, -1))) for sub, fs in sets[POSITIONS[-1]].items()}
-    st = Standardise.fit(Videos(top["train"], picks=sample))
+    top = {sub: Videos(fs.features, _spatial_mean) for sub, fs in sets[POSITIONS[-1]].items()}
+    st = fit_standardise(c, sets[POSITIONS[-1]]["train"], sample)
     pooled = {sub: SnippetRows(Videos(v, st, keep=c.keep_maps), out["offsets"][sub]) for sub, v in top.items()}
     return MultiLabelFeatures(maps, pooled, **out, classes=first["test"].classes, video_ids=first["test"].video_ids,
                               keys=keys, shapes=pd.DataFrame(rows))

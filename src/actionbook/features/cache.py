@@ -11,6 +11,8 @@ its parameters, crops, modality, flow method, the stored dtype when it is not fl
         videos/<video_id>.pt      one file per video, written atomically as it is extracted
         manifest.json             written last: the videos in order, labels, groups, classes,
                                   each file's sha256 and its source video's size and mtime
+        fitted/<hash>.pt          statistics fitted on the entry's videos (`fitted`): a PCA,
+                                  a scale; kept so that the next process need not read them all
 
 A video file is `{"x": features, "frames": frame indices, "index": rows or None}`:
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import re
 import shutil
 from dataclasses import dataclass, field, replace
@@ -53,7 +56,7 @@ from typing import Callable
 
 import torch
 
-from actionbook.io import is_temporary, read_json
+from actionbook.io import atomic_path, is_temporary, read_json
 from actionbook.paths import cache_dir
 
 
@@ -375,6 +378,41 @@ def load_features(key: str, *, lazy: bool = False, keep: int = 1) -> FeatureSet:
         label_sets=[tuple(v["labels"]) for v in vs], groups=[v["group"] for v in vs],
         classes=manifest["classes"], skipped=[s["video_id"] for s in manifest.get("skipped", [])],
     )
+
+
+# --------------------------------------------------------------------------------------
+# statistics fitted on an entry
+
+
+FITTED_FORMAT = 1
+"""The format of `fitted/<hash>.pt`; part of its hash, so a change makes new files."""
+
+
+def fitted(fs: FeatureSet, what: dict, fit: Callable[[], dict]) -> dict:
+    """A statistic of the training entry `fs` (a PCA, a scale): `fit()` once, then from disk.
+
+    `what` names the statistic and everything it depends on besides the entry's videos (the
+    transforms applied after loading, the videos it is fitted on, its settings), as JSON; the
+    file is `fitted/<sha256 of the entry's key and what>.pt` in the entry's folder, written
+    atomically, so `cache clean KEY` removes it with the videos it was fitted on. `fit()`
+    returns a dict of tensors, numbers, strings, None, lists and dicts (`torch.load`'s
+    weights-only types); the same dict comes back from the file. A damaged or unreadable file
+    is fitted again and replaced. Loading only what an earlier process fitted gives the same
+    numbers: the file holds exactly what `fit()` returned."""
+    blob = json.dumps({"format": FITTED_FORMAT, "key": fs.key, "what": what}, sort_keys=True, default=str)
+    path = entry_dir(fs.key) / "fitted" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.pt"
+    if path.is_file():
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict) and obj.get("what") == blob:
+                return obj["value"]
+        except Exception:  # noqa: BLE001 - a damaged file is fitted again below, and replaced
+            pass
+    value = fit()
+    if (entry_dir(fs.key) / "manifest.json").is_file():  # never beside a partial entry, or none
+        with atomic_path(path) as tmp:
+            torch.save({"what": blob, "value": value}, tmp)
+    return value
 
 
 # --------------------------------------------------------------------------------------
