@@ -49,6 +49,20 @@ def test_failing_cell_names_notebook_and_cell(tmp_path, actionbook_cli):
     assert not (out / "ci" / "broken.ipynb").exists()
 
 
+@pytest.mark.notebooks
+def test_the_kernel_is_stopped_after_the_last_cell_not_torn_down(tmp_path, actionbook_cli):
+    # What a cell writes is there; what would only happen at the interpreter's exit does not
+    # (runner.execute stops the kernel: `shutdown_kernel="immediate"`, 2-3 s a notebook saved).
+    cell = (f"import atexit, pathlib\n"
+            f"pathlib.Path({str(tmp_path / 'in_cell')!r}).write_text('written')\n"
+            f"atexit.register(pathlib.Path({str(tmp_path / 'at_exit')!r}).write_text, 'written')")
+    nb = write_notebook(tmp_path / "exit.md", cell)
+    r = actionbook_cli("run", "--mode", "ci", nb, "--out", tmp_path / "executed", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "in_cell").read_text() == "written"
+    assert not (tmp_path / "at_exit").exists()
+
+
 def test_bogus_mode_is_refused_naming_valid_modes(actionbook_cli):
     r = actionbook_cli("run", "--mode", "bogus")
     assert r.returncode != 0

@@ -329,9 +329,13 @@ def execute(nb: Notebook, ipynb: Path, *, mode: str, params: dict[str, Any], out
     os.environ["ACTIONBOOK_NOTEBOOK"] = str(nb.source)  # recorded in results metadata
     t0 = time.perf_counter()
     try:
+        # shutdown_kernel="immediate": once every cell has run and its outputs are in, the kernel
+        # is stopped rather than left to tear its interpreter down (2-3 s a notebook with torch and
+        # torchvision loaded, benchmarks/README). Nothing of a notebook's may wait for exit: its
+        # results are written, atomically, by its cells (tests/test_runner.py checks both).
         pm.execute_notebook(str(ipynb), str(partial), parameters={"mode": mode, **params},
                             cwd=str(nb.source.parent), progress_bar=progress, kernel_name="python3",
-                            language="python")
+                            language="python", shutdown_kernel="immediate")
     except pm.PapermillExecutionError as e:
         os.replace(partial, failed)
         where = _failed_cell(failed, e.exec_count) or f"cell {e.cell_index}"
