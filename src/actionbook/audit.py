@@ -615,7 +615,8 @@ def simulate_outcomes(*, n_claims: int, n_seeds: int, n_test: int, effect: float
     ua = np.where(rng.random((k, s, v)) < shared, ub, rng.random((k, s, v)))
     correct = np.stack([ua < np.clip(pa, 0, 1), ub < np.clip(pb, 0, 1)])  # (2, K, S, V)
     c_idx, k_idx, s_idx, v_idx = np.indices(correct.shape).reshape(4, -1)
-    names = np.where(c_idx == 0, "A", "B").astype(object) + k_idx.astype(str).astype(object)
+    # "A0".."A{K-1}", "B0"..: a categorical column (2 x K x S x V rows; strings built once per claim)
+    names = pd.Categorical.from_codes(c_idx * k + k_idx, categories=[f"{c}{i}" for c in "AB" for i in range(k)])
     return pd.DataFrame({"condition": names, "seed": s_idx, "video": k_idx * v + v_idx,
                          "correct": correct.reshape(-1).astype(int)})
 
