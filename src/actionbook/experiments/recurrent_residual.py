@@ -212,13 +212,13 @@ def entering_map(unit: str) -> str:
     return "stem_map" if s == 1 else f"layer{s - 1}_map"
 
 
-def _extract(cfg: Config, layer: str, subset: str, progress: bool | None) -> FeatureSet:
+def _extract(cfg: Config, layer: str, subset: str, progress: bool | None, *, lazy: bool = False) -> FeatureSet:
     from actionbook.features.extract import extract_features
 
     return extract_features(dataset=cfg.dataset, layout=cfg.layout, split=cfg.split, subset=subset,
                             backbone=cfg.backbone, layer=layer, sampling="iqbal", sampling_params={"step": cfg.step},
                             crops=cfg.crops, mode=cfg.mode, num_workers=cfg.extract_workers,
-                            progress=cfg.progress if progress is None else progress)
+                            progress=cfg.progress if progress is None else progress, lazy=lazy)
 
 
 def pooled(cfg: Config, *, progress: bool | None = None) -> dict[str, dict[str, FeatureSet]]:
@@ -274,10 +274,11 @@ def derived(cfg: Config, *, progress: bool | None = None) -> dict[str, dict[str,
     The same numbers as extracting each layer from the videos; computed once per process."""
     from actionbook.models.recurrent_residual import unit_names
 
-    base = {s: _extract(cfg, cfg.base_map, s, progress) for s in ("train", "test")}
-    memo = (base["train"].key, base["test"].key)
+    keys = {s: _extract(cfg, cfg.base_map, s, progress, lazy=True).key for s in ("train", "test")}  # reads nothing
+    memo = (keys["train"], keys["test"])
     if memo in _DERIVED:
         return _DERIVED[memo]
+    base = {s: _extract(cfg, cfg.base_map, s, progress) for s in ("train", "test")}
     net = _frozen_net(cfg)
     names = unit_names(net)
     lo = next(i for i, n in enumerate(names) if entering_map(n) == cfg.base_map)
