@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -270,7 +271,6 @@ def test_float16_storage_refuses_values_beyond_its_range():
 
 
 def test_rows_are_read_alone_once_their_file_was_checked_whole(dataset, cache):
-    import os
 
     eager = extract_features(dataset=dataset, subset="train", **FAST)
     lazy = C.load_features(eager.key, lazy=True)
@@ -320,6 +320,45 @@ def test_fitted_statistic_is_fitted_once_kept_with_its_entry_and_refitted_when_d
     assert len(calls) == 3
     assert cli.main(["cache", "clean", fs.key]) == 0                # removed with the videos it was fitted on
     assert not (cache / "features" / fs.key).exists()
+
+
+def test_fitted_statistic_is_fitted_anew_when_a_video_of_its_entry_was_extracted_again(dataset, cache):
+    fs = extract_features(dataset=dataset, subset="train", **FAST)
+    calls = []
+    fit = lambda: calls.append(1) or {"first": torch.cat(list(fs.features))[0]}  # noqa: E731
+    C.fitted(fs, {"statistic": "test"}, fit)
+    C.fitted(fs, {"statistic": "test"}, fit)
+    assert len(calls) == 1
+    source = next(p for p in (dataset / "videos").rglob("*.avi") if p.stem == fs.video_ids[0])
+    st = source.stat()
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # the source video replaced
+    again = extract_features(dataset=dataset, subset="train", **FAST)  # re-extracts that video
+    assert again.key == fs.key
+    C.fitted(again, {"statistic": "test"}, fit)
+    assert len(calls) == 2                                          # not the statistic of the old videos
+    C.fitted(again, {"statistic": "test"}, fit)
+    assert len(calls) == 2
+
+
+def test_the_controls_mean_colour_is_decoded_once_then_kept_with_its_entry(dataset, cache, monkeypatch):
+    from actionbook import controls
+    from actionbook.data import video
+
+    fs = extract_features(dataset=dataset, subset="test", **FAST)
+    cfg = controls.ControlsConfig(dataset=str(dataset))
+    decoded = []
+    read = video.read_video
+    monkeypatch.setattr(video, "read_video", lambda path, **kw: decoded.append(path) or read(path, **kw))
+    first = controls._colour(fs, cfg)
+    assert len(decoded) == len(fs)
+    for x, vid, frames in zip(first.features, fs.video_ids, fs.frames):
+        path = next(p for p in (dataset / "videos").rglob("*.avi") if p.stem == vid)
+        want = read(path, frames=frames.tolist()).float().mean(dim=(0, 1, 2)).div(255)
+        assert x.shape == (1, 3) and torch.allclose(x[0], want)
+    again = controls._colour(fs, cfg)
+    assert len(decoded) == len(fs)                                  # from the cache: nothing decoded
+    assert all(torch.equal(a, b) for a, b in zip(first.features, again.features))
+    assert again.transforms == fs.transforms + ("mean colour",) and [len(f) for f in again.frames] == [1] * len(fs)
 
 
 def test_fitted_statistic_of_features_not_on_disk_is_not_written(cache):

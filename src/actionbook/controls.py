@@ -262,19 +262,29 @@ def run_control(ctrl: Control, train: FeatureSet, test: FeatureSet, *, cfg: Cont
 # --------------------------------------------------------------------------- the ci benchmark's controls
 
 def _colour(fs: FeatureSet, cfg: ControlsConfig) -> FeatureSet:
-    """Each video's mean RGB colour over the frames `fs` holds, as a one-item feature set: (1, 3)."""
+    """Each video's mean RGB colour over the frames `fs` holds, as a one-item feature set: (1, 3).
+
+    Decoding every video takes seconds, so the colours are kept beside `fs`'s cache entry
+    (`cache.fitted`: computed again when the entry's videos change)."""
     import dataclasses
 
     from actionbook.data.datasets import read_records, resolve_dataset
     from actionbook.data.video import read_video
+    from actionbook.features.cache import fitted
 
-    records, _ = read_records(resolve_dataset(cfg.dataset, layout=cfg.layout), split=cfg.split, subset=fs.subset)
-    path = {r.video_id: r.path for r in records}
-    feats = []
-    for vid, frames in zip(fs.video_ids, fs.frames):
-        x = read_video(path[vid], frames=frames.tolist())                 # (F, H, W, 3) uint8
-        feats.append(x.float().mean(dim=(0, 1, 2)).div(255).view(1, 3))  # (1, 3)
-    return dataclasses.replace(fs, features=feats, frames=[f[:1] for f in fs.frames],
+    def colours() -> dict:
+        records, _ = read_records(resolve_dataset(cfg.dataset, layout=cfg.layout), split=cfg.split, subset=fs.subset)
+        path = {r.video_id: r.path for r in records}
+        out = []
+        for vid, frames in zip(fs.video_ids, fs.frames):
+            x = read_video(path[vid], frames=frames.tolist())                 # (F, H, W, 3) uint8
+            out.append(x.float().mean(dim=(0, 1, 2)).div(255).view(1, 3))    # (1, 3)
+        return {"video_ids": list(fs.video_ids), "colour": torch.cat(out)}   # colour: (N, 3)
+
+    kept = fitted(fs, {"statistic": "mean colour", "transforms": list(fs.transforms)}, colours)
+    if kept["video_ids"] != list(fs.video_ids):
+        kept = colours()  # a set whose videos are not its entry's (a subset): computed here
+    return dataclasses.replace(fs, features=list(kept["colour"].split(1)), frames=[f[:1] for f in fs.frames],
                                transforms=(*fs.transforms, "mean colour"))
 
 

@@ -389,17 +389,23 @@ FITTED_FORMAT = 1
 
 
 def fitted(fs: FeatureSet, what: dict, fit: Callable[[], dict]) -> dict:
-    """A statistic of the training entry `fs` (a PCA, a scale): `fit()` once, then from disk.
+    """A statistic of the entry `fs` (a PCA, a scale, each video's mean colour): `fit()` once, then from disk.
 
     `what` names the statistic and everything it depends on besides the entry's videos (the
     transforms applied after loading, the videos it is fitted on, its settings), as JSON; the
-    file is `fitted/<sha256 of the entry's key and what>.pt` in the entry's folder, written
-    atomically, so `cache clean KEY` removes it with the videos it was fitted on. `fit()`
+    file is `fitted/<sha256 of the entry's key, its videos and what>.pt` in the entry's folder,
+    written atomically, so `cache clean KEY` removes it with the videos it was fitted on. "Its
+    videos" are the manifest's list (each file's checksum and its source video's size and time):
+    a video the extraction wrote again (its source replaced) makes a new file, fitted anew. `fit()`
     returns a dict of tensors, numbers, strings, None, lists and dicts (`torch.load`'s
     weights-only types); the same dict comes back from the file. A damaged or unreadable file
     is fitted again and replaced. Loading only what an earlier process fitted gives the same
     numbers: the file holds exactly what `fit()` returned."""
-    blob = json.dumps({"format": FITTED_FORMAT, "key": fs.key, "what": what}, sort_keys=True, default=str)
+    manifest = entry_dir(fs.key) / "manifest.json"
+    videos = (hashlib.sha256(json.dumps(read_entry_json(manifest, key=fs.key).get("videos"), sort_keys=True)
+                             .encode()).hexdigest() if manifest.is_file() else None)
+    blob = json.dumps({"format": FITTED_FORMAT, "key": fs.key, "videos": videos, "what": what},
+                      sort_keys=True, default=str)
     path = entry_dir(fs.key) / "fitted" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.pt"
     if path.is_file():
         try:
@@ -409,7 +415,7 @@ def fitted(fs: FeatureSet, what: dict, fit: Callable[[], dict]) -> dict:
         except Exception:  # noqa: BLE001 - a damaged file is fitted again below, and replaced
             pass
     value = fit()
-    if (entry_dir(fs.key) / "manifest.json").is_file():  # never beside a partial entry, or none
+    if videos is not None:  # never beside a partial entry, or none
         with atomic_path(path) as tmp:
             torch.save({"what": blob, "value": value}, tmp)
     return value
