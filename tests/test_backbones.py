@@ -10,6 +10,7 @@ import torch
 import torchvision
 
 from actionbook.features import backbones as B
+from actionbook.features import ci_nets
 from actionbook.features.pretrain import PretrainConfig
 
 W = PretrainConfig().width  # the ci networks' stage-1 width: stages W, 2W, 4W, 8W (torchvision's: 64)
@@ -143,8 +144,8 @@ def test_inflation_reproduces_the_2d_network_on_still_clips():
     every frame (each 3-tap temporal kernel sums to the 2D kernel; time is edge-padded)."""
     torch.manual_seed(0)
     net2d = torchvision.models.resnet18().eval()
-    net3d = B.inflated_r3d_18(num_classes=1000).eval()
-    net3d.load_state_dict(B.inflate_resnet(net2d.state_dict()))
+    net3d = ci_nets.inflated_r3d_18(num_classes=1000).eval()
+    net3d.load_state_dict(ci_nets.inflate_resnet(net2d.state_dict()))
     img = torch.rand(1, 3, 32, 32)
     clip = img.unsqueeze(2).expand(-1, -1, 4, -1, -1)  # (1, 3, 4, 32, 32)
     with torch.no_grad():
@@ -285,7 +286,7 @@ def test_motion_clips_are_balanced_seeded_and_paired_with_their_reverse():
 
 def _inflatable_base() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    return B.ci_resnet18().state_dict()
+    return ci_nets.ci_resnet18().state_dict()
 
 
 @pytest.mark.parametrize("modality", ["rgb", "flow"])
@@ -310,7 +311,7 @@ def test_clip_pretraining_trains_the_top_only_breaks_time_symmetry_and_is_cached
     assert net.stem[0].weight.shape[1] == (3 if modality == "rgb" else 2)
     # the frozen layers are the inflated ones (their BatchNorm statistics re-estimated on flow); the
     # trained ones changed
-    inflated = B.inflate_resnet(base)
+    inflated = ci_nets.inflate_resnet(base)
     assert torch.equal(state["layer2.0.conv1.0.weight"], inflated["layer2.0.conv1.0.weight"])
     stats_kept = torch.equal(state["layer2.0.conv1.1.running_var"], inflated["layer2.0.conv1.1.running_var"])
     assert stats_kept == (modality == "rgb")
@@ -361,7 +362,6 @@ def test_narrow_ci_networks_keep_torchvision_names_and_inflate(width):
     """A narrower ci network (`ci_nets.WIDTHS`) has torchvision's module names with every stage
     narrowed alike; its inflation gives exactly the 2D network's features on a still clip, as
     the full-width one does."""
-    from actionbook.features import ci_nets
 
     wide, narrow = ci_nets.ci_resnet18(num_classes=5), ci_nets.ci_resnet18(num_classes=5, width=width)
     a, b = wide.state_dict(), narrow.state_dict()
@@ -397,3 +397,32 @@ def test_frame_taps_give_each_stage_as_its_own_backbone_does():
     assert not any(p.requires_grad for p in taps.parameters()) and not taps.training
     with pytest.raises(ValueError, match="stage outputs"):
         B.frame_taps("r3d_18", layers=["layer2"], weights=None, mode="ci")
+
+
+def test_the_chapters_import_no_torchvision_until_a_network_is_built():
+    """torchvision (and `ci_nets`, which subclasses its networks) is imported where a network is
+    built: a page that reads cached features and runs never pays its import. The chapter modules,
+    the backbones table and the cache keys must not import it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import actionbook.experiments.res_lstm, actionbook.experiments.mrrn\n"
+            "import actionbook.experiments.relational_lstm, actionbook.experiments.recurrent_residual\n"
+            "import actionbook.controls, actionbook.audit, actionbook.features.extract\n"
+            "from actionbook.features import backbones as B, pretrain\n"
+            "assert B.spec('r3d_18').kind == 'clip' and B.input_size('resnet34', mode='ci') == (64, 56)\n"
+            "assert B.resolve_weights('resnet50', 'ci', mode='ci') == 'ci'\n"
+            "pretrain.pretrain_key(), pretrain.clip_pretrain_key('flow')\n"
+            "print('torchvision' in sys.modules)\n"
+            "B.spec('resnet18').build\n"
+            "print('torchvision' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+def test_the_backbones_table_names_torchvision_builders_and_weights():
+    for name, s in B.SPECS.items():
+        module = torchvision.models.video if s.kind == "clip" else torchvision.models
+        assert s.build is getattr(module, name)
+        assert s.weights is getattr(module, s.weights_enum) and s.weights.DEFAULT in s.weights

@@ -66,7 +66,7 @@ def test_ci_config_names_every_scaled_down_choice():
     assert any("Block1" in n for n in c.notes) and any("epochs" in n for n in c.notes)
     # only Block1 is full-mode only (issue 13): Block2 and context 5 run in ci, on maps below their first unit
     assert {"Block2", "Mid Block4", "Block4"} <= set(c.positions) and 5 in c.contexts
-    from actionbook.features.backbones import ci_resnet18
+    from actionbook.features.ci_nets import ci_resnet18
     from actionbook.models.recurrent_residual import unit_names
 
     names, runs = unit_names(ci_resnet18()), X.Runs(c, cache=False)

@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from actionbook import engine, metrics, plots, results, timing
@@ -468,6 +467,8 @@ def confusion(runs: Runs, *, seed: int) -> tuple[pd.DataFrame, list[tuple[str, i
 
 def _resnet34_to(layer: str) -> nn.Module:
     """ResNet-34 cut after `layer`, pooled (random weights: the time does not depend on them)."""
+    import torchvision
+
     net = torchvision.models.resnet34()
     with torch.no_grad():
         return B.FrameBackbone(net, layer=layer, mean=torch.zeros(3), std=torch.ones(3)).eval()
@@ -484,6 +485,8 @@ def run_fig6(cfg: Config, *, num_classes: int = 101) -> pd.DataFrame:
     Random weights (the time does not depend on them). Rows: model, batch, input, device,
     threads, median / q1 / q3 in ms, repeats.
     """
+    import torchvision
+
     t = cfg.timing
     dev = engine.resolve_device(cfg.device)
     g = torch.Generator().manual_seed(0)

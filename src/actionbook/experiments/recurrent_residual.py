@@ -415,7 +415,9 @@ class Runs:
 
     def _shape_net(self) -> nn.Module:
         if self._net is None:  # unit names only: random weights are enough
-            self._net = B.spec(self.cfg.backbone).build() if self.cfg.mode == "full" else B.ci_resnet18()
+            from actionbook.features.ci_nets import ci_resnet18
+
+            self._net = B.spec(self.cfg.backbone).build() if self.cfg.mode == "full" else ci_resnet18()
         return self._net
 
     def first_unit(self, key: RunKey) -> str:
@@ -552,9 +554,10 @@ def table2_vs_paper(ours: pd.DataFrame, cfg: Config) -> pd.DataFrame:
 
 
 def _unit_name(cfg: Config, position: str) -> str:
+    from actionbook.features.ci_nets import ci_resnet18
     from actionbook.models.recurrent_residual import position_unit
 
-    net = B.spec(cfg.backbone).build() if cfg.mode == "full" else B.ci_resnet18()
+    net = B.spec(cfg.backbone).build() if cfg.mode == "full" else ci_resnet18()
     return position_unit(net, position)
 
 

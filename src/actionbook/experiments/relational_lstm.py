@@ -426,7 +426,7 @@ def frozen_units(cfg: Config) -> dict[str, list[str]]:
     runs these units on it (one pass through the backbone instead of three)."""
     import torchvision
 
-    from actionbook.features.backbones import ci_resnet18
+    from actionbook.features.ci_nets import ci_resnet18
     from actionbook.models.recurrent_residual import unit_names
 
     with torch.device("meta"):  # the architecture only: no weights, no random numbers drawn

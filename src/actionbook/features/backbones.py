@@ -72,28 +72,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
-import torchvision
-from torchvision.models import ResNet
-from torchvision.models._api import WeightsEnum
-from torchvision.models.video import VideoResNet
 
 from actionbook.features import pretrain
-from actionbook.features.ci_nets import (  # noqa: F401  (re-exported: the ci networks' public names)
-    CI_MEAN,
-    CI_STD,
-    INFLATION_VERSION,
-    ci_resnet18,
-    cross_modality,
-    inflate_resnet,
-    norm_stats,
-    inflated_r3d_18,
-    width_of,
-)
+
+if TYPE_CHECKING:
+    from torchvision.models import ResNet
+    from torchvision.models._api import WeightsEnum
+    from torchvision.models.video import VideoResNet
+
+# torchvision (and `ci_nets`, which subclasses its networks) is imported where a network is built:
+# importing it costs about 1.5 s, which a page that only reads cached features and runs never needs.
 
 MODALITIES = ("rgb", "flow")
 
@@ -111,29 +104,37 @@ class BackboneSpec:
     as 256:224 for ImageNet and 128:112 for Kinetics), so ci frames are never resampled.
     """
 
-    name: str
+    name: str                          # torchvision's builder: torchvision.models.<name> (frame) or .video.<name> (clip)
     kind: str                          # "frame" (2D, input (N, C, H, W)) or "clip" (3D, (N, C, T, H, W))
-    build: Callable[..., nn.Module]    # torchvision builder for full mode
-    weights: type[WeightsEnum]         # its weights enum
+    weights_enum: str                  # the name of its weights enum in the same torchvision module
     ci_substitute: str                 # what ci uses instead, in words (the book quotes it)
     ci_resize: int
     ci_crop: int
 
+    def _module(self):
+        import torchvision
+
+        return torchvision.models.video if self.kind == "clip" else torchvision.models
+
+    @property
+    def build(self) -> Callable[..., nn.Module]:
+        """torchvision's builder for full mode, e.g. `torchvision.models.resnet50`."""
+        return getattr(self._module(), self.name)
+
+    @property
+    def weights(self) -> type[WeightsEnum]:
+        """Its weights enum, e.g. `torchvision.models.ResNet50_Weights`."""
+        return getattr(self._module(), self.weights_enum)
+
 
 SPECS: dict[str, BackboneSpec] = {
-    "resnet18": BackboneSpec("resnet18", "frame", torchvision.models.resnet18,
-                             torchvision.models.ResNet18_Weights, "ResNet-18 (ci-pretrained)", 64, 56),
-    "resnet34": BackboneSpec("resnet34", "frame", torchvision.models.resnet34,
-                             torchvision.models.ResNet34_Weights, "ResNet-18 (ci-pretrained)", 64, 56),
-    "resnet50": BackboneSpec("resnet50", "frame", torchvision.models.resnet50,
-                             torchvision.models.ResNet50_Weights, "ResNet-18 (ci-pretrained)", 64, 56),
-    "resnet101": BackboneSpec("resnet101", "frame", torchvision.models.resnet101,
-                              torchvision.models.ResNet101_Weights, "ResNet-18 (ci-pretrained)", 64, 56),
-    "r2plus1d_18": BackboneSpec("r2plus1d_18", "clip", torchvision.models.video.r2plus1d_18,
-                                torchvision.models.video.R2Plus1D_18_Weights,
+    "resnet18": BackboneSpec("resnet18", "frame", "ResNet18_Weights", "ResNet-18 (ci-pretrained)", 64, 56),
+    "resnet34": BackboneSpec("resnet34", "frame", "ResNet34_Weights", "ResNet-18 (ci-pretrained)", 64, 56),
+    "resnet50": BackboneSpec("resnet50", "frame", "ResNet50_Weights", "ResNet-18 (ci-pretrained)", 64, 56),
+    "resnet101": BackboneSpec("resnet101", "frame", "ResNet101_Weights", "ResNet-18 (ci-pretrained)", 64, 56),
+    "r2plus1d_18": BackboneSpec("r2plus1d_18", "clip", "R2Plus1D_18_Weights",
                                 "3D ResNet-18 inflated from the ci-pretrained ResNet-18, trained on generated motion clips", 64, 56),
-    "r3d_18": BackboneSpec("r3d_18", "clip", torchvision.models.video.r3d_18,
-                           torchvision.models.video.R3D_18_Weights,
+    "r3d_18": BackboneSpec("r3d_18", "clip", "R3D_18_Weights",
                            "3D ResNet-18 inflated from the ci-pretrained ResNet-18, trained on generated motion clips", 64, 56),
 }
 
@@ -360,6 +361,9 @@ def backbone(name: str, *, layer: str, modality: str = "rgb", weights: str | Non
 
 def _build(s: BackboneSpec, *, layer: str, modality: str, weights: str | None, mode: str,
            flow_length: int) -> nn.Module:
+    from actionbook.features.ci_nets import (CI_MEAN, CI_STD, ci_resnet18, cross_modality, inflated_r3d_18,
+                                             norm_stats, width_of)
+
     channels = 3 if modality == "rgb" else (2 * flow_length if s.kind == "frame" else 2)
     if mode == "ci" and s.kind == "clip" and weights == "ci":
         # inflated from the ci ResNet-18, then video-pretrained on this modality (stem included)
@@ -429,6 +433,8 @@ def pretrained_stage(name: str, *, stage: str = "layer4", weights: str | None, m
         raise ValueError(f"pretrained_stage is for 2D ResNets, not {name!r}")
     weights = resolve_weights(name, weights, mode=mode)
     if mode == "ci":
+        from actionbook.features.ci_nets import ci_resnet18, width_of
+
         state = pretrain.ci_state_dict() if weights == "ci" else None
         net = ci_resnet18(width=width_of(state) if state is not None else pretrain.PretrainConfig().width)
         if state is not None:

@@ -26,9 +26,7 @@ _STATS = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
 CI_MEAN: tuple[float, ...] = tuple(_STATS.mean)
 CI_STD: tuple[float, ...] = tuple(_STATS.std)
 
-INFLATION_VERSION = 1
-"""Part of the cache key of everything the inflated network computes (features, the
-pretraining report's 3D accuracy): bump it when `inflate_resnet` or `inflated_r3d_18` change."""
+# `pretrain.INFLATION_VERSION` versions `inflate_resnet` and `inflated_r3d_18`: bump it when they change.
 
 
 def cross_modality(conv: nn.Conv2d | nn.Conv3d, channels: int) -> nn.Module:

@@ -39,11 +39,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from actionbook.features import ci_nets
 from actionbook import stages
 from actionbook.io import atomic_write, build_lock, read_json, write_json
 from actionbook.paths import cache_dir, lock_path
 from actionbook.seed import rng_state, seed_everything, set_rng_state
+
+INFLATION_VERSION = 1
+"""Part of the cache key of everything the inflated network computes (features, the
+pretraining report's 3D accuracy): bump it when `ci_nets.inflate_resnet` or
+`ci_nets.inflated_r3d_18` change. Kept with the keys, not in `ci_nets`, so that computing a
+key imports no torchvision (a page that only reads cached features never builds a network)."""
 
 VERSION = 4  # bump when the training recipe changes: every cached weight is then retrained
 # (4: 8 epochs, held-out accuracy after every epoch in the report; 3: a style per image, several
@@ -91,7 +96,7 @@ def _generator_version() -> str:
 def pretrain_key(cfg: PretrainConfig = PretrainConfig()) -> str:
     """A hash of everything that determines the ci weights."""
     blob = json.dumps(dict(cfg=asdict(cfg), generator=_generator_version(), version=VERSION,
-                           inflation=ci_nets.INFLATION_VERSION,  # the report's 3D accuracy depends on it
+                           inflation=INFLATION_VERSION,  # the report's 3D accuracy depends on it
                            torch=torch.__version__.split("+")[0]), sort_keys=True)
     return "ci-resnet18-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -204,6 +209,8 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), *, images: ImageSource | No
 
 def _train(cfg: PretrainConfig, images: ImageSource, *, weights_file: Path, report_file: Path,
            progress: bool) -> dict:
+    from actionbook.features import ci_nets
+
     start, cpu_start = time.perf_counter(), time.process_time()
     g = seed_everything(cfg.seed, deterministic=False)
     d = images(n=cfg.n_train + cfg.n_test, size=cfg.size, seed=cfg.seed)
@@ -367,7 +374,7 @@ def clip_pretrain_key(modality: str, cfg: ClipPretrainConfig | None = None) -> s
     default = clip_config(modality)  # also checks the modality
     cfg = default if cfg is None else cfg
     blob = json.dumps(dict(cfg=asdict(cfg), modality=modality, base=pretrain_key(), version=CLIP_VERSION,
-                           generator=_generator_version(), inflation=ci_nets.INFLATION_VERSION,
+                           generator=_generator_version(), inflation=INFLATION_VERSION,
                            torch=torch.__version__.split("+")[0]), sort_keys=True)
     return f"ci-r3d18-{modality}-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -389,6 +396,8 @@ def clip_network(modality: str, *, num_classes: int = 1, width: int = 64) -> tor
     """The ci 3D ResNet-18 for `modality`: `ci_nets.inflated_r3d_18` of `width`, with TSN's
     cross-modality stem (2 input channels, x and y) for flow. Its weights: `ci_clip_state_dict`
     (`ci_nets.width_of` reads their width)."""
+    from actionbook.features import ci_nets
+
     net = ci_nets.inflated_r3d_18(num_classes=num_classes, width=width)
     if modality == "flow":
         net.stem[0] = ci_nets.cross_modality(net.stem[0], 2)
@@ -490,6 +499,8 @@ def pretrain_clips(modality: str, cfg: ClipPretrainConfig | None = None, *,
 
 def _train_clips(modality: str, cfg: ClipPretrainConfig, base: dict[str, torch.Tensor], *,
                  weights_file: Path, report_file: Path, progress: bool) -> dict:
+    from actionbook.features import ci_nets
+
     from actionbook.data.generate import KINDS, motion_clips
 
     start, cpu_start = time.perf_counter(), time.process_time()

@@ -57,10 +57,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import ResNet
+
+if TYPE_CHECKING:
+    from torchvision.models import ResNet
 
 POSITIONS = ("Block1", "Block2", "Mid Block4", "Block4")
 SKIPS = ("identity", "linear", "nonlinear")
