@@ -322,22 +322,31 @@ def test_fitted_statistic_is_fitted_once_kept_with_its_entry_and_refitted_when_d
     assert not (cache / "features" / fs.key).exists()
 
 
-def test_fitted_statistic_is_fitted_anew_when_a_video_of_its_entry_was_extracted_again(dataset, cache):
+def test_a_video_extracted_again_with_other_features_changes_the_sets_identity_and_its_fitted_statistics(
+        tmp_path, cache):
+    """A run cache's identity (`FeatureSet.identity`) and a fitted statistic follow the entry's
+    content, not only its key: a source video replaced by another is extracted again under the
+    same key, and what was computed from the old features is not reused."""
+    dataset = tiny_ucf(tmp_path / "ucf")
     fs = extract_features(dataset=dataset, subset="train", **FAST)
     calls = []
     fit = lambda: calls.append(1) or {"first": torch.cat(list(fs.features))[0]}  # noqa: E731
     C.fitted(fs, {"statistic": "test"}, fit)
     C.fitted(fs, {"statistic": "test"}, fit)
-    assert len(calls) == 1
-    source = next(p for p in (dataset / "videos").rglob("*.avi") if p.stem == fs.video_ids[0])
-    st = source.stat()
-    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # the source video replaced
+    assert len(calls) == 1 and fs.content is not None
+    assert extract_features(dataset=dataset, subset="train", **FAST).identity() == fs.identity()  # nothing changed
+    videos = sorted((dataset / "videos").rglob("*.avi"))
+    source = next(p for p in videos if p.stem == fs.video_ids[0])
+    other = next(p for p in videos if p.stem == fs.video_ids[1])
+    source.write_bytes(other.read_bytes())                          # replaced by another video
     again = extract_features(dataset=dataset, subset="train", **FAST)  # re-extracts that video
-    assert again.key == fs.key
+    assert again.key == fs.key and again.identity() != fs.identity()
+    assert not torch.equal(again.features[0], fs.features[0])
     C.fitted(again, {"statistic": "test"}, fit)
     assert len(calls) == 2                                          # not the statistic of the old videos
     C.fitted(again, {"statistic": "test"}, fit)
     assert len(calls) == 2
+    assert C.load_features(fs.key, lazy=True).identity() == again.identity()
 
 
 def test_the_controls_mean_colour_is_decoded_once_then_kept_with_its_entry(dataset, cache, monkeypatch):

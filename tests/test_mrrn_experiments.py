@@ -252,3 +252,19 @@ def test_method_notebook_runs_in_ci(executed_ci):
     _, results = executed_ci("book/mrrn/method.md")  # once per session, no wall-clock timeout
     timing = pd.read_csv(results / "ci" / "mrrn" / "sru_timing.csv")
     assert set(timing["pass"]) == {"forward", "forward+backward"} and len(timing) == 6
+
+
+def test_a_run_is_trained_again_when_its_features_content_changes(runs, tmp_path, monkeypatch):
+    """The run cache's identity holds the features' content (`FeatureSet.identity`), not only the
+    entry's key: features extracted again under the same key (a source video replaced) train anew."""
+    monkeypatch.setenv("ACTIONBOOK_CACHE", str(tmp_path))
+    key = M.RunKey("low", "mean", 4, 3, 0)
+
+    def run_folders(content: str) -> list[str]:
+        feats = {lv: {s: replace(fs, content=content) for s, fs in d.items()} for lv, d in runs.feats.items()}
+        M.Runs(feats, runs.cfg).get(key)                      # the run cache on disk
+        return sorted(p.name for p in (tmp_path / "runs" / M.CHAPTER).iterdir())
+
+    first = run_folders("0123456789abcdef")
+    assert run_folders("0123456789abcdef") == first and len(first) == 1  # read back, not trained again
+    assert len(run_folders("fedcba9876543210")) == 2

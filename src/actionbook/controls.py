@@ -234,7 +234,7 @@ class Runs:
         res = self.cache.get(
             key, model=lambda: _head(ctrl, x_tr.shape[-1], map_shape, cfg),
             data=lambda: (engine.TensorVideoDataset(x_tr, t_tr), engine.TensorVideoDataset(x_te, t_te)),
-            train=tc, identity={"train": [train.key, *train.transforms], "test": [test.key, *test.transforms],
+            train=tc, identity={"train": train.identity(), "test": test.identity(),
                                 "categories": self.categories, "steps": cfg.steps, "hidden": cfg.hidden,
                                 "relation_width": cfg.relation_width},
             seed=key.seed)

@@ -446,7 +446,7 @@ class Runs:
         train = engine.TrainConfig(epochs=self.cfg.head_epochs, batch_size=self.cfg.head_batch, optimizer="adam",
                                    lr=self.cfg.head_lr, seed=key.seed, device=self.cfg.device)
         return self.cache.get(key, model=model, data=lambda: self.head_data(key), train=train, seed=key.seed,
-                              identity={"features": {s: [f.key, *f.transforms] for s, f in fs.items()},
+                              identity={"features": {s: f.identity() for s, f in fs.items()},
                                         "gru": [self.cfg.gru_hidden, self.cfg.gru_steps]})
 
     # -- Tables 2-4
@@ -479,7 +479,7 @@ class Runs:
         n_items = sum(len(subsequences(len(x), T=key.context, step=1)) for x in fs["train"].features)
         return self.cache.get(key, model=lambda: self.model(key), data=lambda: self.datasets(key),
                               train=self.train_config(key, n_items), seed=key.seed,
-                              identity={"maps": {s: [f.key, *f.transforms] for s, f in fs.items()}})
+                              identity={"maps": {s: f.identity() for s, f in fs.items()}})
 
     # -- rows
     def row(self, key: HeadKey | RunKey) -> dict[str, Any]:

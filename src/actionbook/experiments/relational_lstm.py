@@ -503,9 +503,10 @@ def position_maps(cfg: Config, stream: str, *, progress: bool | None = None, laz
 
 
 def _position_key(fs: FeatureSet) -> str:
-    """A position's identity: its cache entry's key, and the frozen units that computed it from there."""
+    """A position's identity: its cache entry's key and content (`FeatureSet.identity`), and the
+    frozen units that computed it from there."""
     derived = [t.removeprefix("frozen ") for t in fs.transforms if t.startswith("frozen ")]
-    return fs.key + "".join(f">{u}" for u in derived)
+    return f"{fs.key}@{fs.content}" + "".join(f">{u}" for u in derived)
 
 
 class Videos(Sequence):

@@ -345,7 +345,7 @@ class Runs:
 
     def get(self, key: RunKey) -> engine.EvalResult:
         """The test result of run `key` (trained on first use, then from the run cache)."""
-        feats = {s: {sub: fs.key for sub, fs in d.items()} for s, d in self.feats.grids.items()}
+        feats = {s: {sub: fs.identity() for sub, fs in d.items()} for s, d in self.feats.grids.items()}
         return self.cache.get(key, model=lambda: self.model(key), data=lambda: self.datasets(key),
                               train=replace(self.cfg.train_config, seed=key.seed), seed=key.seed,
                               identity={"features": feats, "pca": "unit mean variance"})

@@ -114,6 +114,7 @@ class FeatureSet:
     classes: list[str]
     transforms: tuple[str, ...] = ()  # what was applied after loading (e.g. "mean over crops", "pca 256")
     skipped: list[str] = field(default_factory=list)
+    content: str | None = None        # `content_digest` of the entry's videos (None: not read from the cache)
 
     @property
     def subset(self) -> str:
@@ -136,6 +137,13 @@ class FeatureSet:
         return (f"FeatureSet({self.key}: {len(self)} videos of {self.spec['subset']}, "
                 f"{self.spec['backbone']}/{self.spec['layer']}/{self.spec['modality']}, item shape {shape}"
                 + (f", {', '.join(self.transforms)}" if self.transforms else "") + ")")
+
+    def identity(self) -> list:
+        """What a result computed from this set depends on, for a run cache's identity: the entry's
+        key (how the features were made), its content (`content_digest`: which videos, and their
+        files' checksums; a video extracted again after its source was replaced, or one that was
+        skipped as unreadable and is there now, changes it) and the transforms applied since loading."""
+        return [self.key, self.content, *self.transforms]
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor], *, name: str) -> FeatureSet:
         """A new FeatureSet with `fn` applied to every video's tensor (recorded as `name`); on a
@@ -345,6 +353,14 @@ class LazyVideos(Sequence):
         return LazyVideos(self.reader, self.field, self.fns + (fn,))
 
 
+def content_digest(videos: list[dict]) -> str:
+    """A manifest's videos (each one's id and its file's checksum), as 16 hex digits. A video
+    file records its source's size and time, so a source replaced or only touched (which the
+    extraction redoes, `extract._entry_is_current`) changes it."""
+    pairs = [[v["video_id"], v["sha256"]] for v in videos]
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
+
+
 def load_features(key: str, *, lazy: bool = False, keep: int = 1) -> FeatureSet:
     """The FeatureSet of a complete entry (every file's shape and dtype checked against its key).
 
@@ -377,6 +393,7 @@ def load_features(key: str, *, lazy: bool = False, keep: int = 1) -> FeatureSet:
         video_ids=[v["video_id"] for v in vs], labels=[v["label"] for v in vs],
         label_sets=[tuple(v["labels"]) for v in vs], groups=[v["group"] for v in vs],
         classes=manifest["classes"], skipped=[s["video_id"] for s in manifest.get("skipped", [])],
+        content=content_digest(vs),
     )
 
 
@@ -393,18 +410,17 @@ def fitted(fs: FeatureSet, what: dict, fit: Callable[[], dict]) -> dict:
 
     `what` names the statistic and everything it depends on besides the entry's videos (the
     transforms applied after loading, the videos it is fitted on, its settings), as JSON; the
-    file is `fitted/<sha256 of the entry's key, its videos and what>.pt` in the entry's folder,
-    written atomically, so `cache clean KEY` removes it with the videos it was fitted on. "Its
-    videos" are the manifest's list (each file's checksum and its source video's size and time):
-    a video the extraction wrote again (its source replaced) makes a new file, fitted anew. `fit()`
+    file is `fitted/<sha256 of the entry's key, its content and what>.pt` in the entry's folder,
+    written atomically, so `cache clean KEY` removes it with the videos it was fitted on. Its
+    content is the manifest's `content_digest`: a video the extraction wrote again (its source
+    replaced) makes a new file, fitted anew. `fit()`
     returns a dict of tensors, numbers, strings, None, lists and dicts (`torch.load`'s
     weights-only types); the same dict comes back from the file. A damaged or unreadable file
     is fitted again and replaced. Loading only what an earlier process fitted gives the same
     numbers: the file holds exactly what `fit()` returned."""
     manifest = entry_dir(fs.key) / "manifest.json"
-    videos = (hashlib.sha256(json.dumps(read_entry_json(manifest, key=fs.key).get("videos"), sort_keys=True)
-                             .encode()).hexdigest() if manifest.is_file() else None)
-    blob = json.dumps({"format": FITTED_FORMAT, "key": fs.key, "videos": videos, "what": what},
+    videos = content_digest(read_entry_json(manifest, key=fs.key)["videos"]) if manifest.is_file() else None
+    blob = json.dumps({"format": FITTED_FORMAT, "key": fs.key, "content": videos, "what": what},
                       sort_keys=True, default=str)
     path = entry_dir(fs.key) / "fitted" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.pt"
     if path.is_file():
