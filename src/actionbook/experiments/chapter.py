@@ -240,7 +240,8 @@ class RunCache:
     """Trains one model per key through `engine.fit`, evaluates it once, and remembers the result.
 
     Every run has a folder `cache_dir()/runs/<chapter>/<hash>/` (the hash covers the key, the
-    training config and `identity`: the feature cache keys, the model's extra settings). fit
+    training config and `identity`: the features' `FeatureSet.identity()`, i.e. their cache
+    entries' keys and contents, and the model's extra settings). fit
     writes a checkpoint there after every epoch, so a killed run resumes where it stopped; the
     test result (`engine.EvalResult`) and the training time are written beside it
     (atomically), so a page run twice, or two pages sharing a run, train it once. In memory,

@@ -305,7 +305,9 @@ def extract_features(
 
     A complete entry is returned as it is unless a video changed on disk since it was
     extracted (size or mtime; it is extracted again) or it left videos out (tried again; with
-    skip_errors=False one that still fails is an error, never a silent gap).
+    skip_errors=False one that still fails is an error, never a silent gap). Either changes the
+    entry's `FeatureSet.content` but not its key, so what was computed from the old features
+    (the runs of the run cache, `cache.fitted` statistics) is computed again.
     """
     return _extract(layers=(layer,), **{k: v for k, v in locals().items() if k != "layer"})[layer]
 
