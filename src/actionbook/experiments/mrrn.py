@@ -300,7 +300,8 @@ class Runs:
         fs = self.feats[key.level]
         return self.cache.get(key, model=lambda: self.model(key), data=lambda: self.datasets(key.level),
                               train=self.train_config(key), seed=key.seed,
-                              identity={"features": {s: f.identity() for s, f in fs.items()}, "dropout": self.cfg.dropout})
+                              identity={"features": {s: f.identity() for s, f in fs.items()},
+                                        "dropout": self.cfg.dropout})
 
     def row(self, key: RunKey) -> dict[str, Any]:
         """One tidy row: the run's key and its test accuracies in %."""

@@ -72,6 +72,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Sequence
 from urllib.parse import urlparse
 
@@ -104,15 +105,15 @@ class BackboneSpec:
     as 256:224 for ImageNet and 128:112 for Kinetics), so ci frames are never resampled.
     """
 
-    name: str                          # torchvision's builder: torchvision.models.<name> (frame) or .video.<name> (clip)
+    name: str                          # its torchvision builder: torchvision.models(.video).<name>
     kind: str                          # "frame" (2D, input (N, C, H, W)) or "clip" (3D, (N, C, T, H, W))
     weights_enum: str                  # the name of its weights enum in the same torchvision module
     ci_substitute: str                 # what ci uses instead, in words (the book quotes it)
     ci_resize: int
     ci_crop: int
 
-    def _module(self):
-        import torchvision
+    def _module(self) -> ModuleType:
+        import torchvision  # here, not at the top (see above)
 
         return torchvision.models.video if self.kind == "clip" else torchvision.models
 

@@ -499,9 +499,8 @@ def pretrain_clips(modality: str, cfg: ClipPretrainConfig | None = None, *,
 
 def _train_clips(modality: str, cfg: ClipPretrainConfig, base: dict[str, torch.Tensor], *,
                  weights_file: Path, report_file: Path, progress: bool) -> dict:
-    from actionbook.features import ci_nets
-
     from actionbook.data.generate import KINDS, motion_clips
+    from actionbook.features import ci_nets
 
     start, cpu_start = time.perf_counter(), time.process_time()
     g = seed_everything(cfg.seed, deterministic=False)
