@@ -362,7 +362,6 @@ def test_narrow_ci_networks_keep_torchvision_names_and_inflate(width):
     """A narrower ci network (`ci_nets.WIDTHS`) has torchvision's module names with every stage
     narrowed alike; its inflation gives exactly the 2D network's features on a still clip, as
     the full-width one does."""
-
     wide, narrow = ci_nets.ci_resnet18(num_classes=5), ci_nets.ci_resnet18(num_classes=5, width=width)
     a, b = wide.state_dict(), narrow.state_dict()
     assert list(a) == list(b)

@@ -271,7 +271,6 @@ def test_float16_storage_refuses_values_beyond_its_range():
 
 
 def test_rows_are_read_alone_once_their_file_was_checked_whole(dataset, cache):
-
     eager = extract_features(dataset=dataset, subset="train", **FAST)
     lazy = C.load_features(eager.key, lazy=True)
     reader, x0 = lazy.features.reader, eager.features[0]  # x0: (4, 512) rows of one video

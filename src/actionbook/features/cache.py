@@ -419,8 +419,8 @@ def fitted(fs: FeatureSet, what: dict, fit: Callable[[], dict]) -> dict:
     is fitted again and replaced. Loading only what an earlier process fitted gives the same
     numbers: the file holds exactly what `fit()` returned."""
     manifest = entry_dir(fs.key) / "manifest.json"
-    videos = content_digest(read_entry_json(manifest, key=fs.key)["videos"]) if manifest.is_file() else None
-    blob = json.dumps({"format": FITTED_FORMAT, "key": fs.key, "content": videos, "what": what},
+    content = content_digest(read_entry_json(manifest, key=fs.key)["videos"]) if manifest.is_file() else None
+    blob = json.dumps({"format": FITTED_FORMAT, "key": fs.key, "content": content, "what": what},
                       sort_keys=True, default=str)
     path = entry_dir(fs.key) / "fitted" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.pt"
     if path.is_file():
@@ -431,7 +431,7 @@ def fitted(fs: FeatureSet, what: dict, fit: Callable[[], dict]) -> dict:
         except Exception:  # noqa: BLE001 - a damaged file is fitted again below, and replaced
             pass
     value = fit()
-    if videos is not None:  # never beside a partial entry, or none
+    if content is not None:  # never beside a partial entry, or none
         with atomic_path(path) as tmp:
             torch.save({"what": blob, "value": value}, tmp)
     return value
