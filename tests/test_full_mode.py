@@ -69,8 +69,8 @@ def _git_head() -> str:
 @pytest.fixture(scope="module")
 def full_env(tmp_path_factory):
     """Folders and environment of a full-mode run: stand-in datasets in the official layouts and
-    random weights under the official file names. Weight files are removed afterwards (hundreds
-    of MB)."""
+    random weights under the official file names. Weight files and run caches are removed
+    afterwards (GBs)."""
     from actionbook.data import layouts
     from actionbook.features import backbones as B
 
@@ -91,7 +91,10 @@ def full_env(tmp_path_factory):
         else:
             os.environ["TORCH_HOME"] = old
     yield {"base": base, "env": env, "head": _git_head()}  # the commit the notebooks will record
-    shutil.rmtree(base / "torch", ignore_errors=True)
+    # The paper-size models' checkpoints fill GBs (a Relational LSTM run keeps ~190 MB): only the
+    # executed notebooks and results stay, to be looked at after a failure.
+    for folder in [base / "torch", *base.glob("cache*")]:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _run(notebook: Path, env: dict, out: Path, **extra) -> subprocess.CompletedProcess:
