@@ -350,8 +350,9 @@ def test_table8_runs_beside_the_paper_and_audits_l8_on_map(tmp_path, monkeypatch
     assert list(cats.columns) == ["category", "classes", "TSN", "Two-branch", "random"] and cats["classes"].sum() == 3
     table = RL.run_claims_table8(runs, seeds=[0, 1], n_boot=200)
     assert list(table["claim"]) == ["L8"] and table.loc[0, "paper_effect"] == pytest.approx(3.2)
-    assert table.loc[0, "verdict"] in ("holds", "reversed", "inconclusive") and table.loc[0, "n_test"] == 6
-    assert table.loc[0, "ci_low"] <= table.loc[0, "effect"] <= table.loc[0, "ci_high"]
+    # two seeds: the audit computes no verdict from them, and says why (the ci book runs five)
+    assert table.loc[0, "verdict"] == "not testable here" and table.loc[0, "n_test"] == 6
+    assert "2 seed(s), fewer than the 5" in table.loc[0, "reason"]
     assert (tmp_path / "ci" / RL.CHAPTER / "claims_table8.csv").is_file()
 
 

@@ -8,34 +8,42 @@ row per claim with the effect, its 95% interval and a verdict.
 The statistics, in full (the page `book/audit.md` explains them for readers)
 ---------------------------------------------------------------------------------------
 
-*Effect.* For a claim "A beats B", take the seeds and the test videos that both conditions
-have, and the paired differences ``d[s, v] = correct_A[s, v] - correct_B[s, v]`` (an S × V
-matrix, in points of accuracy: × 100). The effect is their mean, i.e. the difference of the two
-accuracies averaged over seeds.
+*Effect.* For a claim "A beats B", the paired differences ``d[s, v] = correct_A[s, v] -
+correct_B[s, v]`` over seeds s and test videos v (an S × V matrix, × 100: points of accuracy).
+Both conditions must have been run on the same seeds and scored on the same test videos; the
+audit refuses anything else rather than quietly pairing the overlap. The effect is the mean of
+``d``: the difference of the two accuracies, averaged over seeds.
 
-*Uncertainty from both sources.* The effect varies with the seed (training noise) and with
-the test set (another draw of test videos from the same distribution would give another
-number; with V test videos, one video is 100 / V points). Seeds and videos are *crossed* (every
-seed is evaluated on the same videos, and both conditions on the same videos), so the
-bootstrap resamples them separately and pairs everything else:
+*Uncertainty from both sources.* Seeds and videos are crossed (every seed of both conditions
+is scored on the same videos). In the two-way random-effects model ``d[s, v] = mu + a_s + b_v +
+e_sv`` the effect's error is ``(mean a + mean e) + mean b``, two independent parts:
 
-- videos: resample V videos with replacement, the *same* videos for both conditions and for
-  every seed (it resamples the columns of ``d``, averaged over seeds);
-- seeds: resample S seeds with replacement (the rows' deviations from the mean, i.e. the seed
-  effects).
+- the *seed part*, estimated by the spread of the S seed means: ``MS_seed / (S V)``, with
+  S − 1 degrees of freedom;
+- the *video part* (which videos happen to be in the test set), ``(MS_video − MS_resid)^+ /
+  (S V)``, with V − 1 degrees of freedom.
 
-A naive "resample rows and columns" bootstrap of a crossed design counts the seed × video
-noise up to three times and is needlessly conservative (Owen 2007, "The pigeonhole
-bootstrap"); resampling the raw seed means also counts it once too often. So the seed effects
-are shrunk, before resampling, to the part of their spread that the seed × video noise does not
-explain, and both kinds of deviation are inflated by ``n/(n-1)`` for resampling from few units
-(the residual bootstrap of a random-effects model, Davison & Hinkley 1997, Sec. 3.8). The
-bootstrap variance then equals, in expectation, the unbiased two-way ANOVA estimate of the
-variance of the mean, ``(MS_seed + MS_video - MS_residual) / (S V)``. The interval is
-``effect ± t · se`` with ``se`` the bootstrap standard deviation and ``t`` the quantile of a t
-distribution with Satterthwaite's degrees of freedom for that sum of mean squares: with five
-seeds and a seed-dominated spread the interval widens as it must, with many test videos it is
-the normal interval.
+Their sum is the usual unbiased variance of the mean, ``(MS_seed + MS_video − MS_resid) / (S V)``
+(``se`` is its square root). The interval gives each part its own t quantile (Banerjee 1961;
+the same construction as for the Behrens–Fisher problem):
+``effect ± sqrt(t_{S−1}² · seed part + t_{V−1}² · video part)``. Whatever the ratio of the two
+parts, this is conservative; with few seeds and a seed-dominated spread it is the t interval on
+S − 1 degrees of freedom, with a video-dominated one the t interval on V − 1. Two earlier
+versions of the rule (one Satterthwaite t quantile for the sum, and a pre-test that dropped
+the seed term when its mean square was below the residual one) were anti-conservative in the
+far tails that a multiple-testing correction relies on; ``tests/test_audit.py`` checks this rule
+there, on a generative model unlike `simulate_outcomes` (`simulate_heterogeneous`). ``df`` in
+the table is the single t quantile's degrees of freedom that gives the same 95% interval.
+
+*Exactness floor.* No test on V videos can be surer than a sign test that finds every video on
+one side: every p-value is at least ``2^-V``. In particular a matrix with no spread at all (A
+right and B wrong on every video and seed) is decided by that sign test, never by ``se = 0``.
+
+*Seeds.* A verdict needs at least `MIN_SEEDS` (5) seeds of both conditions; with fewer the
+claim is "not testable here" and says why (with 2 seeds the seed part has one degree of
+freedom and the interval can span hundreds of points). `audit(..., exploratory=True)` decides
+such claims anyway and labels every such row "exploratory" in its reason: for a full-mode run
+that could afford only a seed or two, never for the book's ci verdicts.
 
 *Verdicts* (``alpha`` = 0.05 gives 95% intervals):
 
@@ -45,12 +53,20 @@ verdict                rule (before multiplicity correction)
 holds                  expect="better": the interval lies above ``min_effect`` (1 point unless
                        the claim says otherwise)
 no gain                expect="no_gain" ("more of X stops helping"; ``better`` is the condition
-                       with more): the interval lies inside ``± min_effect``
+                       with more): the interval lies inside ``± margin``
 reversed               expect="better": the interval lies below zero; expect="no_gain": the
-                       interval lies above ``+ min_effect`` (more still clearly helps)
+                       interval lies above ``+ margin`` (more still clearly helps)
 inconclusive           anything else. Never read as support.
-not testable here      the claim says why (``not_testable``); no statistics are computed
+not testable here      the claim says why (``not_testable``), or fewer than 2 test videos or
+                       fewer than `MIN_SEEDS` seeds; no verdict is computed
 =====================  ======================================================================
+
+*No-gain margins.* "Gains nothing" only means something beside the margin it is tested
+against, and a margin smaller than the instrument can resolve can never be met. Unless a claim
+sets one, its margin is `no_gain_margin`: the margin within which a true effect of zero shows
+"no gain" with 80% power at the claim's number of test videos, seeds and claims in the call,
+under a stated planning model (independent errors at 50% accuracy: the widest). It depends on
+the design only, never on the outcomes, and the table's ``min_effect`` column states it.
 
 *Multiple claims (Holm).* Each rule above is a one-sided test at level ``alpha / 2``: "the
 interval lies above m" is exactly "the one-sided p-value of H0: effect ≤ m is below alpha/2",
@@ -70,10 +86,11 @@ given the spread measured for that claim and the worst Holm step (Bonferroni lev
 number of seeds and the accuracy.
 
 *A metric that is not a mean* (mAP: a class's AP depends on how every test video ranks against
-the others, so there are no per-video outcomes): `audit_metric` recomputes the metric on
-resampled test videos and seeds and applies the same verdict rule to the percentile interval
-(the Relational LSTM's claim L8, Charades mAP). It is conservative for a crossed design and
-says so in its docstring.
+the others, so there are no per-video outcomes): `audit_metric` estimates the same two parts
+without per-video differences, the seed part from the spread of the per-seed metric differences
+and the video part from a bootstrap over test videos (the same draw for both conditions and
+every seed), and applies the same interval, floor and verdicts (the Relational LSTM's claim
+L8, Charades mAP).
 
 Usage::
 
@@ -85,6 +102,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from dataclasses import dataclass
@@ -100,10 +118,19 @@ COLUMNS = ("claim", "statement", "better", "worse", "expect", "category", "verdi
            "ci_high", "se", "df", "min_effect", "paper_effect", "paper_source", "n_seeds", "n_test",
            "p_holm", "p_holm_reversed", "detectable", "reason")
 """The output schema of `audit`, in order. Effects, intervals, `se` and `detectable` are in points
-of accuracy; `df` the t quantile's degrees of freedom; `p_holm` / `p_holm_reversed` the
-Holm-adjusted one-sided p-values of the supporting / contrary verdict; `detectable` the true
-effect that would hold with 80% power given this claim's measured spread (for a "no_gain" claim:
-the margin within which a true effect of zero would show "no gain" with 80% power)."""
+of accuracy; `df` the degrees of freedom of the one t quantile that gives the same 95% interval
+(between S − 1 and V − 1); `min_effect` the minimum effect of a "better" claim or the margin of a
+"no_gain" claim; `p_holm` / `p_holm_reversed` the Holm-adjusted one-sided p-values of the
+supporting / contrary verdict; `detectable` the true effect that would hold with 80% power given
+this claim's measured spread (for a "no_gain" claim: the margin within which a true effect of
+zero would show "no gain" with 80% power)."""
+
+MIN_SEEDS = 5
+"""Seeds of both conditions that a verdict needs (fewer: "not testable here", or an exploratory
+verdict with ``audit(..., exploratory=True)``)."""
+
+MARGIN_ACCURACY = 0.5
+"""The planning accuracy of `no_gain_margin` (the binomial variance is largest at 50%)."""
 
 _NEEDED = ("condition", "seed", "video", "correct")
 
@@ -114,10 +141,12 @@ class Claim:
 
     `better` is the condition the paper says wins (for expect="no_gain": the condition with
     "more", e.g. more hidden units); `worse` the one it is compared with. `min_effect` (points
-    of accuracy) is the smallest effect that counts, or for "no_gain" the margin within which
-    the two are called equal. `category` restricts the comparison to the test videos of one
-    coarse category (the outcomes then need a ``category`` column). A non-empty `not_testable`
-    is the reason the claim cannot be tested here; it is reported, not dropped.
+    of accuracy) is the smallest effect that counts (None: 1 point), or for "no_gain" the margin
+    within which the two are called equal (None: the margin the audit can resolve for this
+    design, `no_gain_margin`, stated in the table). `category` restricts the comparison to the
+    test videos of one coarse category (the outcomes then need a ``category`` column). A
+    non-empty `not_testable` is the reason the claim cannot be tested here; it is reported, not
+    dropped.
     """
 
     id: str
@@ -125,7 +154,7 @@ class Claim:
     better: str
     worse: str
     expect: str = "better"
-    min_effect: float = 1.0
+    min_effect: float | None = None
     paper_effect: float | None = None
     paper_source: str = ""
     category: str | None = None
@@ -134,11 +163,12 @@ class Claim:
     def __post_init__(self) -> None:
         if self.expect not in EXPECTS:
             raise ValueError(f"claim {self.id}: expect must be one of {EXPECTS}, got {self.expect!r}")
-        if not (self.min_effect >= 0 and math.isfinite(self.min_effect)):
+        if self.min_effect is not None and not (self.min_effect >= 0 and math.isfinite(self.min_effect)):
             raise ValueError(f"claim {self.id}: min_effect must be a finite number >= 0 (points), "
                              f"got {self.min_effect!r}")
-        if self.expect == "no_gain" and self.min_effect <= 0:
-            raise ValueError(f"claim {self.id}: a no_gain claim needs a margin min_effect > 0")
+        if self.expect == "no_gain" and self.min_effect is not None and self.min_effect <= 0:
+            raise ValueError(f"claim {self.id}: a no_gain claim needs a margin min_effect > 0 "
+                             f"(or None: the margin the audit can resolve)")
         if not self.not_testable and self.better == self.worse:
             raise ValueError(f"claim {self.id}: better and worse are both {self.better!r}")
 
@@ -152,6 +182,11 @@ def _check_outcomes(outcomes: pd.DataFrame) -> None:
         raise ValueError(f"outcomes lack the column(s) {missing}; they need one row per (condition, seed, "
                          f"test video) with columns {list(_NEEDED)} (and 'category' for category claims); "
                          f"got {list(outcomes.columns)}")
+    for col in ("condition", "seed", "video"):
+        nan = outcomes[col].isna()
+        if nan.any():
+            raise ValueError(f"outcomes['{col}'] is missing (NaN/None) in {int(nan.sum())} row(s), e.g. row "
+                             f"{outcomes.index[nan][0]!r}; every row names its condition, seed and test video")
     c = outcomes["correct"]
     bad = ~c.isin([0, 1, True, False])
     if bad.any():
@@ -192,6 +227,17 @@ class _Wide:
                                  f"a video's category is a property of the video")
             self.category = outcomes.groupby("video")["category"].first().reindex(self.videos).to_numpy()
 
+    def _differ(self, better: str, worse: str, what: str, a: np.ndarray, b: np.ndarray, names) -> None:
+        if np.array_equal(a, b):  # both sorted and unique: the same set
+            return
+        only_a, only_b = np.setdiff1d(a, b), np.setdiff1d(b, a)
+        if len(only_a) or len(only_b):
+            ex = [f"{len(x)} {what}(s) only {c!r} has (e.g. {names[x[0]]})"
+                  for c, x in ((better, only_a), (worse, only_b)) if len(x)]
+            raise ValueError(f"conditions {better!r} and {worse!r} were not run on the same {what}s: "
+                             f"{'; '.join(ex)}. A paired comparison needs both on every {what}; run the "
+                             f"missing ones, or drop the extra rows from the outcomes on purpose")
+
     def matrix(self, better: str, worse: str, category: str | None) -> tuple[np.ndarray, list, list]:
         if category is not None and self.category is None:
             raise ValueError(f"a claim restricted to category {category!r} needs a 'category' column in outcomes")
@@ -200,22 +246,21 @@ class _Wide:
                 raise ValueError(f"no outcomes for condition {cond!r}; the conditions are "
                                  f"{sorted(map(str, self.rows))}")
         (sa, va, a), (sb, vb, b) = self.rows[better], self.rows[worse]
-        seeds, videos = np.intersect1d(sa, sb), np.intersect1d(va, vb)
+        self._differ(better, worse, "seed", sa, sb, self.seeds)
+        self._differ(better, worse, "test video", va, vb, self.videos)
+        seeds, videos = sa, va
         if category is not None:  # none of the category may be left: `audit` then says "not testable here"
             videos = videos[self.category[videos] == category]
             if not len(videos):
                 return np.empty((len(seeds), 0)), list(self.seeds[seeds]), []
-        if not len(seeds) or not len(videos):
-            raise ValueError(f"conditions {better!r} and {worse!r} share no "
-                             f"{'seed' if not len(seeds) else 'test video'}: a paired comparison needs both")
-        a = a[np.searchsorted(sa, seeds)][:, np.searchsorted(va, videos)]
-        b = b[np.searchsorted(sb, seeds)][:, np.searchsorted(vb, videos)]
+        a = a[:, np.searchsorted(va, videos)]
+        b = b[:, np.searchsorted(vb, videos)]
         for cond, m in ((better, a), (worse, b)):
             holes = int(np.isnan(m).sum())
             if holes:
-                raise ValueError(f"condition {cond!r} lacks {holes} (seed, video) outcome(s) among the "
-                                 f"{len(seeds)} seeds and {len(videos)} videos shared with the other "
-                                 f"condition; evaluate every seed on every test video")
+                raise ValueError(f"condition {cond!r} lacks {holes} (seed, video) outcome(s) among its "
+                                 f"{len(seeds)} seeds and {len(videos)} videos; evaluate every seed on every "
+                                 f"test video")
         return a - b, list(self.seeds[seeds]), list(self.videos[videos])
 
 
@@ -223,13 +268,13 @@ def effect_matrix(outcomes: pd.DataFrame, better: str, worse: str, *,
                   category: str | None = None) -> tuple[np.ndarray, list, list]:
     """The paired differences ``correct[better] - correct[worse]``, seeds × videos (in 0/±1).
 
-    Uses the seeds and the videos both conditions have; inside them every (seed, video) must be
-    present for both, else `ValueError` says which are missing. Returns (matrix, seeds, videos).
+    Both conditions must have the same seeds and test videos, and every (seed, video) of them;
+    else `ValueError` says which differ or are missing. Returns (matrix, seeds, videos).
     """
     return _Wide(outcomes).matrix(better, worse, category)
 
 
-# --------------------------------------------------------------------------- the bootstrap
+# --------------------------------------------------------------------------- the interval
 def _mean_squares(d: np.ndarray) -> tuple[float, float, float]:
     """Two-way ANOVA mean squares of a seeds × videos matrix: seed, video, residual."""
     s, v = d.shape
@@ -245,51 +290,76 @@ def _mean_squares(d: np.ndarray) -> tuple[float, float, float]:
     return float(ms_seed), float(ms_video), float(ms_resid)
 
 
-def bootstrap_effects(d: np.ndarray, *, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """`n_boot` bootstrap replicates of ``d.mean()`` for a seeds × videos matrix of paired differences.
+@dataclass(frozen=True)
+class Spread:
+    """The variance of an effect in its two independent parts, each with its degrees of freedom.
 
-    Videos and seeds are resampled separately (see the module docstring): the seed-averaged
-    video deviations, and the seed deviations shrunk to the between-seed variance, each
-    inflated by n/(n-1). Vectorised: O(n_boot × (S + V)) work.
+    `seed_var` (points², S − 1 df): the seeds' share, ``MS_seed / (S V)``; 0 with one seed (then
+    unmeasured). `video_var` (points², V − 1 df): the test set's share, ``(MS_video −
+    MS_resid)^+ / (S V)``, or ``MS_video / V`` with one seed. See the module docstring.
     """
-    s, v = d.shape
-    if v < 2:
-        raise ValueError("the bootstrap needs at least 2 test videos")
-    grand = d.mean()
-    col_dev = (d.mean(0) - grand) * math.sqrt(v / (v - 1))  # (V,)
-    # the videos drawn: the same draw for both conditions and for every seed
-    out = grand + col_dev[rng.integers(0, v, size=(n_boot, v))].mean(1)  # (B,)
-    if s > 1:
-        ms_seed, _, ms_resid = _mean_squares(d)
-        shrink = math.sqrt(max(0.0, 1.0 - ms_resid / ms_seed)) if ms_seed > 0 else 0.0
-        row_dev = (d.mean(1) - grand) * shrink * math.sqrt(s / (s - 1))  # (S,)
-        out = out + row_dev[rng.integers(0, s, size=(n_boot, s))].mean(1)
-    return out
+
+    seed_var: float
+    video_var: float
+    n_seeds: int
+    n_test: int
+
+    @classmethod
+    def of(cls, d: np.ndarray) -> "Spread":
+        """The spread of ``d.mean()`` for a seeds × videos matrix of paired differences."""
+        s, v = d.shape
+        ms_seed, ms_video, ms_resid = _mean_squares(d)
+        if s == 1:
+            return cls(0.0, ms_video / v, 1, v)
+        return cls(ms_seed / (s * v), max(0.0, ms_video - ms_resid) / (s * v), s, v)
+
+    @property
+    def se(self) -> float:
+        return math.sqrt(self.seed_var + self.video_var)
 
 
-def _satterthwaite_df(d: np.ndarray) -> float:
-    """Degrees of freedom of the variance estimate ``(MS_seed + MS_video - MS_resid) / (S V)``."""
-    s, v = d.shape
-    ms_seed, ms_video, ms_resid = _mean_squares(d)
-    if s < 2 or ms_seed <= ms_resid:  # no between-seed variance beyond the noise: the videos' term only
-        return float(v - 1)
-    num = (ms_video + ms_seed - ms_resid) ** 2
-    den = ms_video ** 2 / (v - 1) + ms_seed ** 2 / (s - 1) + ms_resid ** 2 / ((s - 1) * (v - 1))
-    return float(num / den) if den > 0 else float(v - 1)
+def _arrays(spreads: Sequence[Spread]) -> tuple[np.ndarray, ...]:
+    a = np.array([(x.seed_var, x.video_var, max(x.n_seeds - 1, 1), x.n_test - 1, x.n_test) for x in spreads],
+                 dtype=float).reshape(-1, 5)
+    return tuple(a.T)
 
 
-def _p_above(effect: float, se: float, df: float, threshold: float) -> float:
-    """One-sided p-value of H0: true effect <= threshold (small when the effect is clearly above)."""
-    if se <= 0:
-        return 0.0 if effect > threshold else 1.0
-    return float(stats.t.sf((effect - threshold) / se, df))
+def _half_width(level, seed_var, video_var, seed_df, video_df) -> np.ndarray:
+    """Half-width of the one-sided bound at `level`: sqrt(t_{S-1}² seed part + t_{V-1}² video part)."""
+    return np.sqrt(stats.t.isf(level, seed_df) ** 2 * seed_var + stats.t.isf(level, video_df) ** 2 * video_var)
 
 
-def _p_below(effect: float, se: float, df: float, threshold: float) -> float:
-    """One-sided p-value of H0: true effect >= threshold."""
-    if se <= 0:
-        return 0.0 if effect < threshold else 1.0
-    return float(stats.t.cdf((effect - threshold) / se, df))
+def p_exceeds(x: Sequence[float], spreads: Sequence[Spread]) -> np.ndarray:
+    """One-sided p-values of H0: (true effect − threshold) ≤ 0, given ``x`` = effect − threshold.
+
+    The smallest level at which the one-sided bound ``x − half_width(level)`` is above zero
+    (the interval inverted; vectorised bisection in log-level), floored at ``2^-V``: no test
+    on V videos can be surer than a sign test that finds every video on one side. With no
+    spread at all the floor is the p-value.
+    """
+    x = np.asarray(x, dtype=float)
+    seed_var, video_var, seed_df, video_df, n_test = _arrays(spreads)
+    lo, hi = np.full(len(x), -60.0), np.full(len(x), math.log(0.5))
+    for _ in range(48):  # log-level to within 60 / 2^48
+        mid = (lo + hi) / 2
+        wide = _half_width(np.exp(mid), seed_var, video_var, seed_df, video_df) >= np.abs(x)
+        lo, hi = np.where(wide, mid, lo), np.where(wide, hi, mid)
+    a = np.exp(hi)
+    p = np.where(x > 0, a, 1.0 - a)
+    return np.maximum(p, 0.5 ** n_test)
+
+
+def _effective_df(spreads: Sequence[Spread], alpha: float) -> np.ndarray:
+    """Degrees of freedom of the single t quantile that gives the same 1 − alpha interval."""
+    seed_var, video_var, seed_df, video_df, _ = _arrays(spreads)
+    se = np.sqrt(seed_var + video_var)
+    ratio = _half_width(alpha / 2, seed_var, video_var, seed_df, video_df) / np.where(se > 0, se, 1.0)
+    lo, hi = np.log(np.minimum(seed_df, video_df)), np.log(video_df)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        wide = stats.t.isf(alpha / 2, np.exp(mid)) > ratio  # too few df
+        lo, hi = np.where(wide, mid, lo), np.where(wide, hi, mid)
+    return np.where(se > 0, np.exp((lo + hi) / 2), np.nan)
 
 
 def holm(p: Sequence[float]) -> np.ndarray:
@@ -307,99 +377,126 @@ def holm(p: Sequence[float]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the audit
-def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, n_boot: int = 2000, alpha: float = 0.05,
-          seed: int = 0, correction: str = "holm", min_seeds: int = 2) -> pd.DataFrame:
+def audit(claims: Sequence[Claim], outcomes: pd.DataFrame, *, alpha: float = 0.05, correction: str = "holm",
+          exploratory: bool = False) -> pd.DataFrame:
     """Decide each claim from per-video outcomes; one row per claim, columns `COLUMNS`.
 
     `outcomes`: one row per (condition, seed, test video), columns ``condition, seed, video,
-    correct`` (0/1) and, for claims with a `category`, ``category``. `correction` is "holm"
+    correct`` (0/1) and, for claims with a `category`, ``category``. The two conditions of a
+    claim must share their seeds and test videos (else `ValueError`). `correction` is "holm"
     (across the testable claims of this call) or "none" (each claim on its own; for studying
-    the rule, not for a chapter's table). A claim whose conditions share fewer than
-    `min_seeds` seeds is computed but "inconclusive": with one seed the training noise cannot
-    be measured, and the interval would show the test set's share only (pass ``min_seeds=1``
-    to accept that, e.g. for a single expensive full-mode run, and say so where it is shown).
-    Same inputs and `seed`, same table, whatever the order of the claims (each claim's
-    bootstrap is seeded by `seed` and its id).
+    the rule, not for a chapter's table). A claim with fewer than `MIN_SEEDS` seeds is "not
+    testable here"; ``exploratory=True`` decides it anyway and labels its reason "exploratory"
+    (a full-mode run with a seed or two; say so where it is shown). The rule is deterministic:
+    same outcomes, same table, whatever the order of the claims.
     """
     claims = list(claims)
+    _check_call(claims, alpha, correction)
+    table = _Wide(outcomes)
+    measured: dict[str, tuple[float, Spread]] = {}
+    counts: dict[str, tuple[int, int]] = {}
+    for c in claims:
+        if c.not_testable:
+            counts[c.id] = (0, 0)
+            continue
+        d, seeds, videos = table.matrix(c.better, c.worse, c.category)
+        counts[c.id] = (len(seeds), len(videos))
+        if len(videos) >= 2:
+            d = d * 100.0  # points
+            measured[c.id] = (float(d.mean()), Spread.of(d))
+    return _decide(claims, measured, counts, alpha=alpha, correction=correction, exploratory=exploratory)
+
+
+def _check_call(claims: Sequence[Claim], alpha: float, correction: str) -> None:
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):
         raise ValueError(f"claim ids repeat: {sorted({i for i in ids if ids.count(i) > 1})}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if n_boot < 100:
-        raise ValueError(f"n_boot must be at least 100, got {n_boot}")
-    if min_seeds < 1:
-        raise ValueError(f"min_seeds must be at least 1, got {min_seeds}")
     if correction not in ("holm", "none"):
         raise ValueError(f"correction must be 'holm' or 'none', got {correction!r}")
-    table = _Wide(outcomes)
+
+
+def _decide(claims: Sequence[Claim], measured: dict[str, tuple[float, Spread]], counts: dict[str, tuple[int, int]],
+            *, alpha: float, correction: str, exploratory: bool) -> pd.DataFrame:
+    """The verdicts of `audit` and `audit_metric` from each testable claim's effect and spread."""
     level = alpha / 2  # each rule is a one-sided test at alpha/2 (a bound of the two-sided 1-alpha interval)
-
-    rows: list[dict] = []
-    p_support, p_contrary = [], []
-    untested: set[str] = set()  # claims that the data cannot test (declared, or too few test videos)
+    rows, reasons = [], {}
     for c in claims:
-        row = {"claim": c.id, "statement": c.statement, "better": c.better, "worse": c.worse,
-               "expect": c.expect, "category": c.category, "min_effect": float(c.min_effect),
-               "paper_effect": float(c.paper_effect) if c.paper_effect is not None else math.nan,
-               "paper_source": c.paper_source}
-        d, seeds, videos = table.matrix(c.better, c.worse, c.category) if not c.not_testable else (None, [], [])
-        if c.not_testable or len(videos) < 2:
-            where = f" of category {c.category!r}" if c.category else ""
-            reason = c.not_testable or (f"{len(videos)} test video(s){where}: a paired comparison needs at least 2 "
-                                        f"(a small test set, e.g. the full-mode smoke test's)")
-            row.update(verdict="not testable here", effect=math.nan, ci_low=math.nan, ci_high=math.nan,
-                       se=math.nan, df=math.nan, n_seeds=len(seeds), n_test=len(videos), reason=reason)
-            rows.append(row)
-            p_support.append(math.nan)
-            p_contrary.append(math.nan)
-            untested.add(c.id)
-            continue
-        d = d * 100.0  # points
-        rng = np.random.default_rng([seed, zlib.crc32(c.id.encode())])
-        boot = bootstrap_effects(d, n_boot=n_boot, rng=rng)
-        effect, se = float(d.mean()), float(boot.std(ddof=1))
-        df = _satterthwaite_df(d)
-        t = float(stats.t.ppf(1 - level, df))
-        m = float(c.min_effect)
-        if c.expect == "better":
-            ps, pc = _p_above(effect, se, df, m), _p_below(effect, se, df, 0.0)
-        else:  # equivalence within +-m (TOST); contrary: more still helps by more than m
-            ps = max(_p_above(effect, se, df, -m), _p_below(effect, se, df, m))
-            pc = _p_above(effect, se, df, m)
-        row.update(effect=effect, ci_low=effect - t * se, ci_high=effect + t * se, se=se, df=df,
-                   n_seeds=len(seeds), n_test=len(videos))
-        rows.append(row)
-        p_support.append(ps)
-        p_contrary.append(pc)
-
-    if correction == "holm":
-        adj_s, adj_c = holm(p_support), holm(p_contrary)
+        n_seeds, n_test = counts[c.id]
+        rows.append({"claim": c.id, "statement": c.statement, "better": c.better, "worse": c.worse,
+                     "expect": c.expect, "category": c.category, "n_seeds": n_seeds, "n_test": n_test,
+                     "paper_effect": float(c.paper_effect) if c.paper_effect is not None else math.nan,
+                     "paper_source": c.paper_source})
+        where = f" of category {c.category!r}" if c.category else ""
+        if c.not_testable:
+            reasons[c.id] = c.not_testable
+        elif c.id not in measured:
+            reasons[c.id] = (f"{n_test} test video(s){where}: a paired comparison needs at least 2 "
+                             f"(a small test set, e.g. the full-mode smoke test's)")
+        elif n_seeds < MIN_SEEDS and not exploratory:
+            reasons[c.id] = (f"{n_seeds} seed(s), fewer than the {MIN_SEEDS} a verdict needs: the training noise "
+                             f"is not measured well enough to decide (run {MIN_SEEDS} or more seeds)")
+    tested = [c for c in claims if c.id not in reasons]
+    k = len(tested) if correction == "holm" else 1
+    margins = {c.id: _threshold(c, measured[c.id][1], k, alpha) for c in tested}
+    effects = np.array([measured[c.id][0] for c in tested])
+    spreads = [measured[c.id][1] for c in tested]
+    m = np.array([margins[c.id] for c in tested])
+    better = np.array([c.expect == "better" for c in tested])
+    if tested:
+        up, below0 = p_exceeds(effects - m, spreads), p_exceeds(-effects, spreads)
+        inside = np.maximum(p_exceeds(effects + m, spreads), p_exceeds(m - effects, spreads))
+        p_s, p_c = np.where(better, up, inside), np.where(better, below0, up)
+        seed_var, video_var, seed_df, video_df, _ = _arrays(spreads)
+        hw = _half_width(level, seed_var, video_var, seed_df, video_df)
+        step = _half_width(level / k, seed_var, video_var, seed_df, video_df)
+        power = _half_width(np.where(better, 0.2, 0.1), seed_var, video_var, seed_df, video_df)
+        df = _effective_df(spreads, alpha)
     else:
-        adj_s, adj_c = np.asarray(p_support, float), np.asarray(p_contrary, float)
-    k = int(np.sum(~np.isnan(np.asarray(p_support, float))))
-    for row, c, ps, pc, raw in zip(rows, claims, adj_s, adj_c, p_support):
-        row["p_holm"], row["p_holm_reversed"] = float(ps), float(pc)
-        if c.id in untested:
-            row["detectable"] = math.nan
+        p_s = p_c = hw = step = power = df = np.empty(0)
+    adj_s, adj_c = (holm(p_s), holm(p_c)) if correction == "holm" else (p_s, p_c)
+    at = {c.id: i for i, c in enumerate(tested)}
+    for row, c in zip(rows, claims):
+        if c.id in reasons:
+            verdict = "not testable here"
+            row.update(verdict=verdict, effect=math.nan, ci_low=math.nan, ci_high=math.nan, se=math.nan, df=math.nan,
+                       min_effect=c.min_effect if c.min_effect is not None else math.nan, p_holm=math.nan,
+                       p_holm_reversed=math.nan, detectable=math.nan, reason=reasons[c.id])
             continue
-        row["verdict"], row["reason"] = _verdict(c, row, ps, pc, raw, level, k if correction == "holm" else 1)
-        if row["n_seeds"] < min_seeds:
-            row["verdict"] = "inconclusive"
-            row["reason"] = (f"only {row['n_seeds']} seed(s), fewer than {min_seeds}: the training noise is not "
-                             f"measured ({row['reason']})")
-        step = stats.t.ppf(1 - level / max(1, k if correction == "holm" else 1), row["df"])
-        if c.expect == "better":  # the true effect that would hold with 80% power
-            row["detectable"] = float(c.min_effect + (step + stats.t.ppf(0.8, row["df"])) * row["se"])
-        else:  # the margin within which a true effect of zero would show "no gain" with 80% power
-            row["detectable"] = float((step + stats.t.ppf(0.9, row["df"])) * row["se"])
+        i, (effect, spread) = at[c.id], measured[c.id]
+        row.update(effect=effect, ci_low=effect - hw[i], ci_high=effect + hw[i], se=spread.se, df=float(df[i]),
+                   min_effect=margins[c.id], p_holm=float(adj_s[i]), p_holm_reversed=float(adj_c[i]),
+                   detectable=float((margins[c.id] if better[i] else 0.0) + step[i] + power[i]))
+        row["verdict"], row["reason"] = _verdict(c, row, adj_s[i], adj_c[i], p_s[i], level, k, alpha)
+        notes = []
+        if c.expect == "no_gain" and c.min_effect is None:
+            notes.append(f"margin ±{margins[c.id]:.1f}: the smallest this design resolves ({spread.n_test} videos, "
+                         f"{spread.n_seeds} seeds, {k} claim(s); `no_gain_margin`)")
+        if spread.se == 0:
+            notes.append(f"no spread over seeds or videos: decided by the exact sign-test floor "
+                         f"2^-{spread.n_test} = {0.5 ** spread.n_test:.3g}")
+        if row["n_seeds"] < MIN_SEEDS:
+            notes.append(f"exploratory: {row['n_seeds']} seed(s), fewer than the {MIN_SEEDS} a verdict of the "
+                         f"book needs" + ("; the training noise is not measured" if row["n_seeds"] < 2 else ""))
+        if notes:
+            row["reason"] = row["reason"] + " (" + "; ".join(notes) + ")"
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _verdict(c: Claim, row: dict, p_s: float, p_c: float, p_raw: float, level: float, k: int) -> tuple[str, str]:
-    m, lo, hi = c.min_effect, row["ci_low"], row["ci_high"]
-    interval = f"{100 * (1 - 2 * level):g}% interval [{lo:+.1f}, {hi:+.1f}]"
+def _threshold(c: Claim, spread: Spread, k: int, alpha: float) -> float:
+    """A claim's minimum effect, or its no-gain margin (`no_gain_margin` of its design unless set)."""
+    if c.min_effect is not None:
+        return float(c.min_effect)
+    if c.expect == "better":
+        return 1.0
+    return no_gain_margin(n_test=spread.n_test, n_seeds=spread.n_seeds, n_claims=k, alpha=alpha)
+
+
+def _verdict(c: Claim, row: dict, p_s: float, p_c: float, p_raw: float, level: float, k: int,
+             alpha: float) -> tuple[str, str]:
+    m, lo, hi = row["min_effect"], row["ci_low"], row["ci_high"]
+    interval = f"{100 * (1 - alpha):g}% interval [{lo:+.1f}, {hi:+.1f}]"
     if c.expect == "better":
         support = ("holds", f"{interval} lies above the minimum effect {m:+.1f}")
         contrary = ("reversed", f"{interval} lies below zero: {c.worse} beats {c.better}")
@@ -413,7 +510,11 @@ def _verdict(c: Claim, row: dict, p_s: float, p_c: float, p_raw: float, level: f
     if p_raw < level:
         return "inconclusive", (f"{interval} clears the bar, but not after Holm correction over {k} claims "
                                 f"(adjusted p = {p_s:.3g})")
-    if c.expect == "better" and lo > 0:
+    clears = lo > m if c.expect == "better" else -m < lo and hi < m
+    if clears:  # the interval clears the bar, but the p-value is held at the floor 2^-V
+        why = (f"clears the bar, but {row['n_test']} test videos cannot decide it at this level (no test on "
+               f"them can give a p-value below 2^-{row['n_test']})")
+    elif c.expect == "better" and lo > 0:
         why = f"lies above zero but not above the minimum effect {m:+.1f}"
     elif c.expect == "better" and hi < 0:
         why = f"lies below zero, but not after Holm correction over {k} claims"
@@ -426,113 +527,105 @@ def _verdict(c: Claim, row: dict, p_s: float, p_c: float, p_raw: float, level: f
     return "inconclusive", f"{interval} {why}"
 
 
+_VIEW = {"claim": "claim", "statement": "statement", "category": "category", "verdict": "verdict",
+         "effect": "our effect", "ci_low": "95% low", "ci_high": "95% high",
+         "min_effect": "min. effect / margin", "detectable": "detectable (80% power)",
+         "paper_effect": "paper's effect", "paper_source": "paper's source", "reason": "reason"}
+
+
+def view(table: pd.DataFrame, *, columns: Sequence[str] = ("claim", "statement", "verdict", "effect", "ci_low",
+                                                          "ci_high", "min_effect", "detectable", "paper_effect",
+                                                          "paper_source")):
+    """A claims table as the chapters show it: the chosen `COLUMNS` under readers' names, one decimal,
+    "—" for a value a claim does not have (a pandas Styler)."""
+    unknown = [c for c in columns if c not in _VIEW]
+    if unknown:
+        raise ValueError(f"view shows the columns {list(_VIEW)}; not {unknown}")
+    return (table[list(columns)].rename(columns=_VIEW)
+            .style.format(precision=1, na_rep="—").hide(axis="index"))
+
+
 # --------------------------------------------------------------------------- a metric that is not a mean
 def audit_metric(claims: Sequence[Claim], scores: dict, targets, *, metric: Callable[[Any, Any], float],
-                 n_boot: int = 2000, alpha: float = 0.05, seed: int = 0, min_seeds: int = 2) -> pd.DataFrame:
+                 n_boot: int = 2000, alpha: float = 0.05, seed: int = 0, exploratory: bool = False) -> pd.DataFrame:
     """Decide claims about a metric that is not a mean over test videos (e.g. mAP), in `audit`'s schema.
 
     `audit` needs each test video's outcome (right or wrong) because accuracy is their mean,
     so the effect splits into per-video differences. mAP does not: a class's AP depends on how
-    every test video ranks against the others. Here the metric is recomputed on resamples instead.
+    every test video ranks against the others. The two parts of the effect's variance are
+    estimated without per-video differences instead, and decided by `audit`'s rule.
 
     scores:  ``scores[condition][seed]`` -> (V, C) scores of the same V test videos (rows in the
              same order for every condition and seed); `targets` (V, C) (or (V,)) their labels.
+             Both conditions need the same seeds.
     metric:  ``metric(scores, targets)`` -> a number in the claims' units (points: mAP x 100).
 
-    *Effect*: the mean over the seeds both conditions have of ``metric(better) - metric(worse)``.
-    *Interval*: a paired bootstrap that resamples the test videos (the same draw for both
-    conditions and every seed) and, independently, the seeds, and recomputes the metric on
-    each draw; ``ci_low``/``ci_high`` are its alpha/2 and 1 - alpha/2 percentiles, ``se`` its
-    standard deviation, ``df`` NaN (no t quantile). Resampling seeds and videos of a crossed design
-    this way counts their interaction more than once (see the module docstring), so the interval
-    is wider than `audit`'s would be for a mean: conservative, never in the claim's favour.
-    *Verdicts*: as `audit` for expect="better" (the rule's one-sided p-values are the bootstrap
-    fractions at or below ``min_effect`` and at or above zero, Holm-adjusted over the claims of
-    this call); fewer than `min_seeds` seeds -> "inconclusive"; fewer than 2 test videos, or a
-    declared `not_testable` -> "not testable here". Claims restricted to a category and
-    "no_gain" claims are not supported (ValueError).
+    *Effect*: the mean over seeds of ``D_s = metric(better, s) - metric(worse, s)``.
+    *Spread*: the seed part is ``var_s(D_s) / S`` (S − 1 df), as `audit`'s ``MS_seed / (S V)``.
+    The video part comes from `n_boot` resamples of the test videos (the same draw for both
+    conditions and every seed), inflated by V / (V − 1): the resampled seed mean's variance
+    (``B_mean``, `audit`'s ``MS_video / (S V)``) less the seed × video share, which shows as the
+    excess of the single seeds' resampling variance (``B_one``) over it:
+    ``video part = (B_mean − (B_one − B_mean) / (S − 1))^+`` (V − 1 df). For accuracy as the
+    metric these are `audit`'s two parts up to resampling noise (tested).
+    *Verdicts*: `audit`'s, with its interval, floor, seed rule and Holm correction over the
+    claims of this call. Claims restricted to a category and "no_gain" claims are not
+    supported (ValueError).
     """
     claims = list(claims)
+    _check_call(claims, alpha, "holm")
     for c in claims:
         if c.expect != "better" or c.category is not None:
             raise ValueError(f"claim {c.id}: audit_metric decides expect='better' claims over all test videos only")
     if n_boot < 100:
         raise ValueError(f"n_boot must be at least 100, got {n_boot}")
-    level = alpha / 2
-    rows, p_support, p_contrary, boots = [], [], [], {}
+    y = np.asarray(targets)
+    v = len(y)
+    measured, counts = {}, {}
     for c in claims:
-        row = {"claim": c.id, "statement": c.statement, "better": c.better, "worse": c.worse, "expect": c.expect,
-               "category": None, "min_effect": float(c.min_effect),
-               "paper_effect": float(c.paper_effect) if c.paper_effect is not None else math.nan,
-               "paper_source": c.paper_source, "df": math.nan}
-        for cond in () if c.not_testable else (c.better, c.worse):
+        if c.not_testable:
+            counts[c.id] = (0, 0)
+            continue
+        for cond in (c.better, c.worse):
             if cond not in scores:
                 raise ValueError(f"no scores for condition {cond!r}; the conditions are {sorted(scores)}")
-        seeds = [] if c.not_testable else sorted(set(scores[c.better]) & set(scores[c.worse]))
+        sa, sb = set(scores[c.better]), set(scores[c.worse])
+        if sa != sb:
+            raise ValueError(f"conditions {c.better!r} and {c.worse!r} were not run on the same seeds "
+                             f"({sorted(sa)} against {sorted(sb)}); a paired comparison needs both on every seed")
+        seeds = sorted(sa)
         a = [np.asarray(scores[c.better][s], dtype=float) for s in seeds]
         b = [np.asarray(scores[c.worse][s], dtype=float) for s in seeds]
-        y = np.asarray(targets)
-        v = len(y)
-        if not c.not_testable and not seeds:
-            raise ValueError(f"conditions {c.better!r} and {c.worse!r} share no seed")
         if any(x.shape[0] != v for x in a + b):
             raise ValueError(f"claim {c.id}: every score matrix needs one row per test video ({v})")
-        if c.not_testable or v < 2:
-            row.update(verdict="not testable here", effect=math.nan, ci_low=math.nan, ci_high=math.nan, se=math.nan,
-                       n_seeds=len(seeds), n_test=v, detectable=math.nan,
-                       reason=c.not_testable or f"{v} test video(s): a paired comparison needs at least 2")
-            rows.append(row)
-            p_support.append(math.nan)
-            p_contrary.append(math.nan)
+        counts[c.id] = (len(seeds), v)
+        if v < 2 or not seeds:
             continue
-        diffs = np.array([metric(x, y) - metric(z, y) for x, z in zip(a, b)])          # (S,)
-        effect = float(diffs.mean())
+        diffs = np.array([metric(x, y) - metric(z, y) for x, z in zip(a, b)])               # (S,)
         rng = np.random.default_rng([seed, zlib.crc32(c.id.encode())])
-        boot = np.empty(n_boot)
+        boot = np.empty((n_boot, len(seeds)))
         for i in range(n_boot):
-            idx = rng.integers(0, v, size=v)                                          # the same videos for all
-            pick = rng.integers(0, len(seeds), size=len(seeds))
-            boot[i] = np.mean([metric(a[k][idx], y[idx]) - metric(b[k][idx], y[idx]) for k in pick])
-        m = float(c.min_effect)
-        row.update(effect=effect, ci_low=float(np.quantile(boot, level)), ci_high=float(np.quantile(boot, 1 - level)),
-                   se=float(boot.std(ddof=1)), n_seeds=len(seeds), n_test=v)
-        p_support.append(float((np.sum(boot <= m) + 1) / (n_boot + 1)))
-        p_contrary.append(float((np.sum(boot >= 0) + 1) / (n_boot + 1)))
-        rows.append(row)
-        boots[c.id] = boot
-    adj_s, adj_c = holm(p_support), holm(p_contrary)
-    k = int(np.sum(~np.isnan(np.asarray(p_support, float))))
-    for row, c, ps, pc, raw in zip(rows, claims, adj_s, adj_c, p_support):
-        row["p_holm"], row["p_holm_reversed"] = float(ps), float(pc)
-        if c.id not in boots:
-            continue
-        interval = f"{100 * (1 - alpha):g}% bootstrap interval [{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]"
-        if ps < level:
-            row["verdict"], row["reason"] = "holds", f"{interval} lies above the minimum effect {c.min_effect:+.1f}"
-        elif pc < level:
-            row["verdict"], row["reason"] = "reversed", f"{interval} lies below zero: {c.worse} beats {c.better}"
-        elif raw < level:
-            row["verdict"], row["reason"] = "inconclusive", (f"{interval} clears the bar, but not after Holm "
-                                                             f"correction over {k} claims")
+            idx = rng.integers(0, v, size=v)                                               # the same videos for all
+            boot[i] = [metric(x[idx], y[idx]) - metric(z[idx], y[idx]) for x, z in zip(a, b)]
+        inflate = v / (v - 1)
+        b_mean = float(boot.mean(1).var(ddof=1)) * inflate
+        if len(seeds) == 1:
+            spread = Spread(0.0, b_mean, 1, v)
         else:
-            why = ("includes zero" if row["ci_low"] <= 0 <= row["ci_high"] else
-                   f"lies above zero but not above the minimum effect {c.min_effect:+.1f}" if row["ci_low"] > 0 else
-                   f"lies below zero, but not after Holm correction over {k} claims")
-            row["verdict"], row["reason"] = "inconclusive", f"{interval} {why}"
-        if row["n_seeds"] < min_seeds:
-            row["verdict"] = "inconclusive"
-            row["reason"] = (f"only {row['n_seeds']} seed(s), fewer than {min_seeds}: the training noise is not "
-                             f"measured ({row['reason']})")
-        z = stats.norm.ppf(1 - level / max(1, k)) + stats.norm.ppf(0.8)
-        row["detectable"] = float(c.min_effect + z * row["se"])
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+            b_one = float(boot.var(0, ddof=1).mean()) * inflate
+            resid = max(0.0, b_one - b_mean) / (len(seeds) - 1)
+            spread = Spread(float(diffs.var(ddof=1)) / len(seeds), max(0.0, b_mean - resid), len(seeds), v)
+        measured[c.id] = (float(diffs.mean()), spread)
+    return _decide(claims, measured, counts, alpha=alpha, correction="holm", exploratory=exploratory)
 
 
 # --------------------------------------------------------------------------- power
 def detectable_effect(*, n_test: int, n_seeds: int, accuracy: float, min_effect: float = 1.0,
                       alpha: float = 0.05, power: float = 0.8, n_claims: int = 1,
-                      video_sd: float = 0.0, seed_sd: float = 0.0) -> float:
-    """The smallest true effect (points) that the audit calls "holds" with probability `power`.
+                      video_sd: float = 0.0, seed_sd: float = 0.0, expect: str = "better") -> float:
+    """The smallest true effect (points) that the audit calls "holds" with probability `power`;
+    for ``expect="no_gain"``, the smallest margin within which a true effect of zero shows "no
+    gain" with probability `power`. ``inf`` where `n_test` videos cannot reach the level at all.
 
     The planning model behind it, stated so it can be argued with: each of the two conditions
     gets each test video right with probability `accuracy`, independently on each seed and of
@@ -543,24 +636,28 @@ def detectable_effect(*, n_test: int, n_seeds: int, accuracy: float, min_effect:
     the noise of two similar models (they agree on most videos): read the result as an upper
     bound for that term. `audit` reports the measured counterpart (`detectable`) of every claim.
 
-    The audit's own estimator is mirrored, not a textbook formula: its variance estimate (the
-    two-way mean squares, the seed term truncated at zero, which makes it conservative when
-    seeds hardly matter), its Satterthwaite t quantile, and the worst Holm step for `n_claims`
-    claims (Bonferroni: ``alpha / (2 n_claims)``). The mean squares are drawn from their
-    normal-theory distributions (a fixed-seed Monte Carlo of 20 000 draws), so the answer is
-    deterministic. `accuracy` is the models' expected (or observed) accuracy; 0 and 1 are taken
-    as half a test video from the edge (``0.5 / n_test``), where the binomial variance vanishes.
+    The audit's own rule is mirrored, not a textbook formula: its two variance parts (the
+    mean squares drawn from their normal-theory distributions, a fixed-seed Monte Carlo of
+    20 000 draws, so the answer is deterministic), their t quantiles, the floor ``2^-V`` and
+    the worst Holm step for `n_claims` claims (Bonferroni: ``alpha / (2 n_claims)``).
+    `accuracy` is the models' expected (or observed) accuracy; 0 and 1 are taken as half a test
+    video from the edge (``0.5 / n_test``), where the binomial variance vanishes.
     """
     if n_test < 2 or n_seeds < 1:
         raise ValueError(f"need n_test >= 2 and n_seeds >= 1, got {n_test}, {n_seeds}")
     if not 0 <= accuracy <= 1:
         raise ValueError(f"accuracy is a fraction in [0, 1], got {accuracy}")
+    if expect not in EXPECTS:
+        raise ValueError(f"expect must be one of {EXPECTS}, got {expect!r}")
     # An observed accuracy of exactly 0 or 1 (every test video wrong or right: a small test set)
     # would give the differences no variance; it is taken half a video from the edge instead.
     accuracy = min(max(accuracy, 0.5 / n_test), 1 - 0.5 / n_test)
     if not 0 < power < 1 or n_claims < 1:
         raise ValueError(f"need 0 < power < 1 and n_claims >= 1, got {power}, {n_claims}")
     s, v, n = n_seeds, n_test, 20_000
+    level = alpha / (2 * n_claims)
+    if 0.5 ** v >= level:
+        return math.inf
     rng = np.random.default_rng(0)
     var_e = 2 * accuracy * (1 - accuracy) * 100 ** 2  # points²
     var_v, var_s = video_sd ** 2, seed_sd ** 2
@@ -570,17 +667,28 @@ def detectable_effect(*, n_test: int, n_seeds: int, accuracy: float, min_effect:
         df_e = (s - 1) * (v - 1)
         ms_seed = (var_e + v * var_s) * rng.chisquare(s - 1, n) / (s - 1)
         ms_resid = var_e * rng.chisquare(df_e, n) / df_e
-        seed_term = np.maximum(0.0, ms_seed - ms_resid)
-        active = ms_seed > ms_resid
-        sat = (ms_video + seed_term) ** 2 / (ms_video ** 2 / (v - 1) + ms_seed ** 2 / (s - 1) + ms_resid ** 2 / df_e)
-        df = np.where(active, sat, v - 1)
+        seed_part, video_part = ms_seed / (s * v), np.maximum(0.0, ms_video - ms_resid) / (s * v)
     else:
-        seed_term, df = 0.0, np.full(n, v - 1.0)
-    se = np.sqrt((ms_video + seed_term) / (s * v))
-    t = stats.t.ppf(1 - alpha / (2 * n_claims), df)
-    # holds when effect_hat - t se > min_effect, effect_hat = true effect + true_se Z
-    need = t * se - true_se * rng.standard_normal(n)
-    return float(min_effect + np.quantile(need, power))
+        seed_part, video_part = np.zeros(n), ms_video / v
+    h = _half_width(level, seed_part, video_part, max(s - 1, 1), v - 1)
+    noise = true_se * rng.standard_normal(n)  # effect_hat - true effect
+    if expect == "better":  # holds when effect_hat - h > min_effect
+        return float(min_effect + np.quantile(h - noise, power))
+    return float(np.quantile(np.abs(noise) + h, power))  # no gain when |effect_hat| + h < margin
+
+
+@functools.lru_cache(maxsize=256)
+def no_gain_margin(*, n_test: int, n_seeds: int, n_claims: int = 1, alpha: float = 0.05) -> float:
+    """The margin (points) a "no_gain" claim is tested against unless it sets its own.
+
+    The smallest margin within which a true effect of zero shows "no gain" with 80% power, for
+    this design (`n_test` videos, `n_seeds` seeds, the worst Holm step among `n_claims`), under
+    `detectable_effect`'s planning model at `MARGIN_ACCURACY` (50%, where the binomial variance
+    is largest) with independent errors: a margin the audit can resolve whatever the models,
+    chosen from the design alone, never from the outcomes it will judge.
+    """
+    return detectable_effect(n_test=n_test, n_seeds=n_seeds, accuracy=MARGIN_ACCURACY, n_claims=n_claims,
+                             alpha=alpha, expect="no_gain")
 
 
 # --------------------------------------------------------------------------- simulation
@@ -621,7 +729,48 @@ def simulate_outcomes(*, n_claims: int, n_seeds: int, n_test: int, effect: float
                          "correct": correct.reshape(-1).astype(int)})
 
 
-def simulated_claims(n_claims: int, *, expect: str = "better", min_effect: float = 1.0) -> list[Claim]:
-    """The claims that go with `simulate_outcomes`: ``A{k}`` against ``B{k}``."""
+def simulate_heterogeneous(*, n_claims: int, n_seeds: int, n_test: int, effect: float, accuracy: float = 0.7,
+                           difficulty: float = 2.0, interaction: float = 0.5, seed_sd: float = 0.15,
+                           shared: float = 0.5, seed: int = 0) -> pd.DataFrame:
+    """Outcomes of simulated comparisons from a second generative model, unlike `simulate_outcomes`.
+
+    Written to check the audit on data it was not designed around: a latent-threshold (probit)
+    model with heavy heterogeneity. Condition c gets video v right on seed s when
+    ``mu_c + b_v + u_cv + g_cs + e_csv > 0``, with
+
+    - ``b_v`` ~ N(0, `difficulty`²): the video's difficulty, shared by both conditions (heavy
+      heterogeneity: most videos are nearly always right or nearly always wrong);
+    - ``u_cv`` ~ N(0, `interaction`²): a condition × video interaction (videos one model
+      handles better than the other);
+    - ``g_cs`` ~ N(0, `seed_sd`²): a seed effect per condition (training noise);
+    - ``e_csv`` = sqrt(`shared`) z_sv + sqrt(1 − `shared`) z_csv: per-run noise, partly shared by
+      the two conditions on the same seed and video (two similar models agree more often).
+
+    All on the probit scale. ``mu_B`` makes B's expected accuracy `accuracy`, ``mu_A`` makes A's
+    `accuracy` + `effect` / 100 (closed form: the latent sum is normal), so the true effect
+    over the population of videos and seeds is exactly `effect` points. The defaults make the
+    two conditions agree on about 85% of (seed, video) pairs.
+    """
+    if not 0 < accuracy < 1 or not 0 < accuracy + effect / 100 < 1:
+        raise ValueError(f"accuracy {accuracy} and accuracy + effect/100 must lie in (0, 1)")
+    if not 0 <= shared <= 1:
+        raise ValueError(f"shared is a fraction in [0, 1], got {shared}")
+    rng = np.random.default_rng(seed)
+    k, s, v = n_claims, n_seeds, n_test
+    total = math.sqrt(difficulty ** 2 + interaction ** 2 + seed_sd ** 2 + 1.0)  # sd of the latent sum
+    mu = np.array([stats.norm.ppf(accuracy + effect / 100), stats.norm.ppf(accuracy)]) * total  # A, B
+    b = rng.normal(0.0, difficulty, (1, k, 1, v))
+    u = rng.normal(0.0, interaction, (2, k, 1, v))
+    g = rng.normal(0.0, seed_sd, (2, k, s, 1))
+    e = math.sqrt(shared) * rng.normal(size=(1, k, s, v)) + math.sqrt(1 - shared) * rng.normal(size=(2, k, s, v))
+    correct = (mu[:, None, None, None] + b + u + g + e) > 0  # (2, K, S, V)
+    c_idx, k_idx, s_idx, v_idx = np.indices(correct.shape).reshape(4, -1)
+    names = pd.Categorical.from_codes(c_idx * k + k_idx, categories=[f"{c}{i}" for c in "AB" for i in range(k)])
+    return pd.DataFrame({"condition": names, "seed": s_idx, "video": k_idx * v + v_idx,
+                         "correct": correct.reshape(-1).astype(np.int8)})
+
+
+def simulated_claims(n_claims: int, *, expect: str = "better", min_effect: float | None = None) -> list[Claim]:
+    """The claims that go with `simulate_outcomes` and `simulate_heterogeneous`: ``A{k}`` against ``B{k}``."""
     return [Claim(f"S{k}", f"simulated comparison {k}", better=f"A{k}", worse=f"B{k}", expect=expect,
                   min_effect=min_effect) for k in range(n_claims)]

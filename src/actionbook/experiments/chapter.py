@@ -455,12 +455,12 @@ def paper_diff(a: float, b: float) -> float:
 
 
 def claims_table(claims: Sequence[Any], outcome_frames: Sequence[pd.DataFrame] | pd.DataFrame, *, mode: str,
-                 chapter: str, config: Any, seeds: Sequence[int], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+                 chapter: str, config: Any, seeds: Sequence[int]) -> pd.DataFrame:
     """Audit the chapter's claims (`actionbook.audit.audit`) and save `results/<mode>/<chapter>/claims.csv`."""
     from actionbook import audit, results
 
     frame = outcome_frames if isinstance(outcome_frames, pd.DataFrame) else pd.concat(outcome_frames,
                                                                                        ignore_index=True)
-    table = audit.audit(list(claims), frame, n_boot=n_boot, seed=seed)
+    table = audit.audit(list(claims), frame)
     results.save(table, mode=mode, chapter=chapter, experiment="claims", seed=list(seeds), config=config)
     return table
