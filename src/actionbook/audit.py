@@ -64,9 +64,12 @@ not testable here      the claim says why (``not_testable``), or fewer than 2 te
 *No-gain margins.* "Gains nothing" only means something beside the margin it is tested
 against, and a margin smaller than the instrument can resolve can never be met. Unless a claim
 sets one, its margin is `no_gain_margin`: the margin within which a true effect of zero shows
-"no gain" with 80% power at the claim's number of test videos, seeds and claims in the call,
-under a stated planning model (independent errors at 50% accuracy: the widest). It depends on
-the design only, never on the outcomes, and the table's ``min_effect`` column states it.
+"no gain" with 80% power for one claim on its own at the claim's number of test videos and
+seeds, under a stated planning model (independent errors at 50% accuracy: the widest). It depends
+on the design only, never on the outcomes, and the table's ``min_effect`` column states it. It
+is the claim's own resolution, not widened for the Holm correction: that correction then applies
+to the verdict as to any other (a margin planned for the worst Holm step of a chapter's dozen
+claims would be twice as wide, and "no gain within ±13 points" says next to nothing).
 
 *Multiple claims (Holm).* Each rule above is a one-sided test at level ``alpha / 2``: "the
 interval lies above m" is exactly "the one-sided p-value of H0: effect ≤ m is below alpha/2",
@@ -439,7 +442,7 @@ def _decide(claims: Sequence[Claim], measured: dict[str, tuple[float, Spread]], 
                              f"is not measured well enough to decide (run {MIN_SEEDS} or more seeds)")
     tested = [c for c in claims if c.id not in reasons]
     k = len(tested) if correction == "holm" else 1
-    margins = {c.id: _threshold(c, measured[c.id][1], k, alpha) for c in tested}
+    margins = {c.id: _threshold(c, measured[c.id][1], alpha) for c in tested}
     effects = np.array([measured[c.id][0] for c in tested])
     spreads = [measured[c.id][1] for c in tested]
     m = np.array([margins[c.id] for c in tested])
@@ -471,8 +474,8 @@ def _decide(claims: Sequence[Claim], measured: dict[str, tuple[float, Spread]], 
         row["verdict"], row["reason"] = _verdict(c, row, adj_s[i], adj_c[i], p_s[i], level, k, alpha)
         notes = []
         if c.expect == "no_gain" and c.min_effect is None:
-            notes.append(f"margin ±{margins[c.id]:.1f}: the smallest this design resolves ({spread.n_test} videos, "
-                         f"{spread.n_seeds} seeds, {k} claim(s); `no_gain_margin`)")
+            notes.append(f"the margin is the smallest this design resolves: {spread.n_test} videos, "
+                         f"{spread.n_seeds} seeds, the claim on its own (`no_gain_margin`)")
         if spread.se == 0:
             notes.append(f"no spread over seeds or videos: decided by the exact sign-test floor "
                          f"2^-{spread.n_test} = {0.5 ** spread.n_test:.3g}")
@@ -484,13 +487,13 @@ def _decide(claims: Sequence[Claim], measured: dict[str, tuple[float, Spread]], 
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _threshold(c: Claim, spread: Spread, k: int, alpha: float) -> float:
+def _threshold(c: Claim, spread: Spread, alpha: float) -> float:
     """A claim's minimum effect, or its no-gain margin (`no_gain_margin` of its design unless set)."""
     if c.min_effect is not None:
         return float(c.min_effect)
     if c.expect == "better":
         return 1.0
-    return no_gain_margin(n_test=spread.n_test, n_seeds=spread.n_seeds, n_claims=k, alpha=alpha)
+    return no_gain_margin(n_test=spread.n_test, n_seeds=spread.n_seeds, alpha=alpha)
 
 
 def _verdict(c: Claim, row: dict, p_s: float, p_c: float, p_raw: float, level: float, k: int,
