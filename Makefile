@@ -1,6 +1,7 @@
-# The two commands of the README:
+# The commands of the README:
 #   make book   install into .venv, execute every notebook in ci mode, build _build/html
-#   make test   install into .venv, run the test suite
+#   make test   install into .venv, run the unit and integration tests (tiny data; builds no book)
+#   make check  after `make book`: the tests that read the executed book, and the full-mode smoke
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -13,7 +14,7 @@ RUN_FLAGS ?= $(if $(CI),--no-progress,)
 JOBS ?= 1
 PYTEST_FLAGS ?=
 
-.PHONY: install book run build test lab clean
+.PHONY: install book run build test check lab clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +31,14 @@ book: install
 	$(PY) -m actionbook run --mode ci --jobs $(JOBS) $(RUN_FLAGS)
 	$(PY) -m actionbook build --mode ci
 
+# The tiers of the test suite (pytest marker `check`, set in tests/conftest.py): `make test` runs
+# everything that needs no executed book; `make check` reads what `make book` executed (a notebook
+# whose inputs changed since is executed again first) and runs the full-mode smoke.
 test: install
-	$(PY) -m pytest $(PYTEST_FLAGS)
+	$(PY) -m pytest -m "not check" $(PYTEST_FLAGS)
+
+check: install
+	$(PY) -m pytest -m check $(PYTEST_FLAGS)
 
 lab: install
 	$(VENV)/bin/jupyter lab

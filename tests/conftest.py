@@ -27,7 +27,13 @@ SHARED_HINT = ("not found in $ACTIONBOOK_SHARED, <repo>/shared or a shared/ fold
 
 
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests need CUDA; without it they are skipped, never failed."""
+    """Tests that read the executed ci book (the `executed_ci` and `ci_cache` fixtures) belong to
+    `make check`, which runs after `make book`: they are marked `check` here, so `make test` (the
+    unit and integration tests on tiny data) never builds the book. `gpu` tests need CUDA;
+    without it they are skipped, never failed."""
+    for item in items:
+        if {"executed_ci", "ci_cache"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.check)
     try:
         import torch
         has_cuda = torch.cuda.is_available()

@@ -38,7 +38,7 @@ import pytest
 from actionbook import runner
 from conftest import ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
+pytestmark = [pytest.mark.slow, pytest.mark.notebooks, pytest.mark.check]  # `make check`
 
 # Real class names: the chapters look up their categories (UCF-101's action types, HMDB-51's groups).
 UCF101_CLASSES = ["ApplyEyeMakeup", "Archery"]      # Human-Object Interaction, Sports
