@@ -35,8 +35,7 @@ baseline's (240 videos: about 6 points) and no category's better 4-way probe los
     python benchmarks/finetune_validation.py --clips flow
     python benchmarks/finetune_validation.py --clips rgb --consensus 3 --epochs 8
 
-Runs and the decision: `benchmarks/README.md`, "Fine-tuning the ci clip networks on the
-benchmark's training groups".
+Runs and the decision: `benchmarks/decisions/0027-fine-tuning-clip-networks-not-adopted.md`.
 
 Not a test; it decides nothing by itself, but a choice it informs is made on these groups only.
 """

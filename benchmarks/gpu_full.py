@@ -34,7 +34,7 @@ run here), bf16 in feature extraction (`extract_features` computes in fp32; the 
 show what bf16 would gain), and the real weights' accuracy. The defaults (10 classes x 5 videos
 of 150 frames, 2 epochs) are sized to fit in ten minutes on a GPU machine with 16 CPU cores; on
 an H200 (2026-12-04) everything but `flow` and `notebook` took 61 s, writing the data included
-(benchmarks/README.md has the table). TV-L1 (CPU) and the notebook stage, not yet timed on a
+(benchmarks/decisions/0018 has the table). TV-L1 (CPU) and the notebook stage, not yet timed on a
 GPU machine, are the longest: `--flow-videos` and `--skip notebook` shorten them.
 
 Multi-GPU: full mode trains through `torchrun` (`engine.fit` joins the process group: nccl on

@@ -21,8 +21,8 @@ two binomial standard errors of the preset's final-model accuracy on the validat
     python benchmarks/res_lstm_validation.py
     python benchmarks/res_lstm_validation.py --epochs 25 50 --seeds 0 1 2
 
-Not a test; it decides nothing by itself (the rule it was run under: benchmarks/README.md,
-"The Res-LSTM's ci epochs, on held-out training groups").
+Not a test; it decides nothing by itself (the rule it was run under, and its
+result: benchmarks/decisions/0035-res-lstm-ci-epochs.md).
 """
 
 from __future__ import annotations

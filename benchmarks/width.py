@@ -16,7 +16,7 @@ weights (speed does not depend on the values):
 for each width (`ci_nets.ci_resnet18` and `ci_nets.inflated_r3d_18`, the networks the book
 uses), with the ratio against the first. It decides nothing about quality: the book's width
 (`pretrain.PretrainConfig.width`) was chosen on the held-out stills and the validation groups
-(`pretrain_recipe.py --width`, `validation_probe.py`; `benchmarks/README.md`).
+(`pretrain_recipe.py --width`, `validation_probe.py`; `benchmarks/decisions/0013-ci-backbones-at-half-width.md`).
 
     python benchmarks/width.py                 # widths 64 32 16, best of 3
     python benchmarks/width.py --widths 64 32 --repeats 5
