@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Progress bars are for people; logs in CI stay readable without them.
 RUN_FLAGS ?= $(if $(CI),--no-progress,)
 # `make book JOBS=2` runs two parts of the book side by side (`actionbook run --jobs`). On two cores
-# it saved ~4% warm and was slower cold (8bf8829, benchmarks/README.md); since the kernel and
+# it saved ~4% warm and was slower cold (8bf8829, benchmarks/decisions/0031); since the kernel and
 # fitted-transform changes of 2026-12-07 and on more cores: not measured.
 JOBS ?= 1
 PYTEST_FLAGS ?=

@@ -20,8 +20,8 @@ seeds:
 The interaction category's positive control is a relational model: a relation network (Santoro
 et al., 2017; `actionbook.models.relation_network`) relates every pair of cells of a frame's
 unpooled map by their contents and places, and a GRU reads the frames. It was chosen on the
-validation groups, where it read the category best of every reader tried (`benchmarks/README.md`,
-"A relational reader for interaction"); a GRU over pooled RGB frames (no frame's pooled features
+validation groups, where it read the category best of every reader tried (`benchmarks/decisions/0023-
+interaction-positive-control-relation-network.md`); a GRU over pooled RGB frames (no frame's pooled features
 say how far apart two objects are) and one over the flow clips were the stand-ins before. Targets:
 every positive control >= 85%, every negative control within two binomial standard errors of
 chance on the category's test videos.

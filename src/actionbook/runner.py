@@ -331,7 +331,7 @@ def execute(nb: Notebook, ipynb: Path, *, mode: str, params: dict[str, Any], out
     try:
         # shutdown_kernel="immediate": once every cell has run and its outputs are in, the kernel
         # is stopped rather than left to tear its interpreter down (2-3 s a notebook with torch and
-        # torchvision loaded, benchmarks/README). Nothing of a notebook's may wait for exit: its
+        # torchvision loaded, benchmarks/decisions/0032). Nothing of a notebook's may wait for exit: its
         # results are written, atomically, by its cells (tests/test_runner.py checks both).
         pm.execute_notebook(str(ipynb), str(partial), parameters={"mode": mode, **params},
                             cwd=str(nb.source.parent), progress_bar=progress, kernel_name="python3",

@@ -188,7 +188,7 @@ PRESETS: dict[str, Preset] = {
     # videos of 48..96 frames at 64x64 (split 1: 480 training, 400 test, so that one test video
     # is 0.25 points), plus 40 multi-label videos of ~120 frames. 4 training clips a group, not
     # 2: on the validation groups the recurrent controls gained 18-23 points on temporal order
-    # and long range from 3x the training videos (benchmarks/README.md, "How many training videos").
+    # and long range from 3x the training videos (benchmarks/decisions/0010 and 0021).
     "ci": Preset("ci", clips=(4, 4), test_clips=(10, 10)),
     # UCF-101 scale: 25 groups x 4..7 clips (~137 videos per class), 100..300 frames at
     # 320x240, 7 test groups per split as UCF-101 (groups 1-7, 8-14, 15-21).
