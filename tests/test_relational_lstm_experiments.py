@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from actionbook import metrics
+from actionbook import metrics, results
 from actionbook.data.readers import DatasetError
 from actionbook.experiments import relational_lstm as RL
 from actionbook.features.pretrain import PretrainConfig
@@ -73,6 +73,16 @@ def test_full_config_is_the_papers():
     t = c.train_config("flow", 3)
     assert (t.optimizer, t.epochs, t.milestones, t.seed) == ("sgd", 60, (45, 55), 3) and c.optimizer == "sgd"
     assert RL.config("full", dataset="hmdb51").paper_dataset == "HMDB-51"
+
+
+def test_the_two_branch_fusion_weight_is_table7s_for_each_dataset():
+    """Table 7's caption: 0.45 / 0.55 on UCF-101, 0.33 / 0.67 on HMDB-51 (read from the paper's table)."""
+    w = results.paper_table(RL.CHAPTER, "fusion_weights").query("table == 'Table 7' and stream == 'spatial'")
+    assert dict(zip(w["dataset"], w["paper"])) == {"UCF-101": 0.45, "HMDB-51": 0.33}
+    assert RL.config("full", dataset="hmdb51").w_final == 0.33
+    assert RL.config("full", dataset="hmdb51", epochs=2).w_final == 0.33
+    assert RL.config("full").w_final == RL.config("ci").w_final == 0.45
+    assert RL.config("full", dataset="charades").w_final == 0.45  # Table 8 is RGB only
 
 
 def test_epochs_parameter_scales_both_schedules():
