@@ -77,7 +77,7 @@ def versions() -> dict[str, str]:
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     """The CPU's model name: Linux's `/proc/cpuinfo` "model name" (`platform.processor()` is
     empty or just the architecture there), else `platform.processor()`, else "unknown". The ci
-    backbones are one draw per CPU model (`benchmarks/decisions/0011-measurement-one-backbone-per-machine.md`, `benchmarks/decisions/0028-measurement-same-book-on-another-cpu.md`), so results record it."""
+    backbones are one draw per CPU model (`benchmarks/decisions/` 0011, 0028), so results record it."""
     try:
         for line in Path(cpuinfo).read_text(errors="replace").splitlines():
             name, _, value = line.partition(":")

@@ -473,7 +473,7 @@ def _pair(profile: str, *, reach: float = INTERACTION_REACH):
     `Meet`/`Part` and `MeetPart`/`PartMeet`). Each object moves only along the line, toward or
     away from the other: which way it moves says nothing unless one knows where the other is.
     (Generator 1.4's design, a gap changing by 0.14-0.22 of the frame as the pair drifted along
-    or across its line, was read by none of the ci features; `benchmarks/decisions/0016-interaction-what-no-ci-feature-reads.md`.)"""
+    or across its line, was read by none of the ci features; `benchmarks/decisions/0016`.)"""
 
     def scene(rng, c: Ctx) -> list[Track]:
         s = c.size

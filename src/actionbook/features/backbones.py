@@ -41,7 +41,7 @@ Stand-ins, named so the book can say them:
   every 2D ResNet (34, 50 and 101; ResNet-18 has the same four stages as ResNet-34, and only
   two units in conv5_x, so `conv5_3_map` does not exist in ci), every stage narrowed to half
   width (32-64-128-256 channels, `pretrain.PretrainConfig.width`: four times cheaper, and as
-  good on the pretraining's held-out stills, `benchmarks/decisions/0013-ci-backbones-at-half-width.md`), with
+  good on the pretraining's held-out stills, `benchmarks/decisions/0013`), with
   weights from a brief supervised training on the generated benchmark's static images
   (`actionbook.features.pretrain`); and for both 3D CNNs, a **3D ResNet-18 inflated from
   that ResNet-18** (I3D's recipe, Carreira & Zisserman 2017: every k x k kernel becomes

@@ -64,7 +64,7 @@ class PretrainConfig:
     it) and its held-out accuracy climbs steeply until ~8 (81%) at torchvision's width. At the ci
     width of 32 it still climbs there (78% after 8 epochs, 86% after 12 in the runs of
     2026-12-06), so it trains 12, with the validation groups' probes no worse in any category
-    (`benchmarks/decisions/0029-ci-pretraining-12-epochs-at-half-width.md`); the report's `curve` records the held-out accuracy after every
+    (`benchmarks/decisions/0029`); the report's `curve` records the held-out accuracy after every
     epoch of the run, so the book shows where it stands."""
 
     n_train: int = 8000
@@ -79,7 +79,7 @@ class PretrainConfig:
     clip_frames: int = 4     # length of the still clips the inflated 3D network is scored on
     n_test_3d: int = 120     # held-out images it is scored on (a 3D forward costs more)
     layout_weight: float = 0.0  # > 0: a third head says where each kind's object is and how large (loss weight;
-    #                             tried and not adopted: `benchmarks/decisions/0009-layout-head-not-adopted.md`)
+    #                             tried and not adopted: `benchmarks/decisions/0009`)
     layout_grid: int = 4        # its occupancy map: layout_grid x layout_grid cells of the crop
     width: int = 32             # stage-1 width of the ci networks (`ci_nets.WIDTHS`; 64 is torchvision's ResNet-18)
 
@@ -325,7 +325,7 @@ class ClipPretrainConfig:
     the same way on the clips' optical flow (`flow_method`, as the ci benchmark's); its frozen
     stages keep their weights but re-estimate their BatchNorm statistics on flow
     (`restat_clips`): with the RGB statistics they pass on little of it (held-out 26% against
-    70% with the same recipe otherwise, `benchmarks/decisions/0004-ci-clip-networks-video-pretraining.md`).
+    70% with the same recipe otherwise, `benchmarks/decisions/0004`).
 
     Kinetics' classes name objects and scenes as much as motions; these clips' classes name only
     motions, and a network trained on them alone learns to drop what the object is. With
@@ -353,7 +353,7 @@ CLIP_CONFIGS: dict[str, ClipPretrainConfig] = {
     "flow": ClipPretrainConfig(train_from="layer2", restat_clips=256),
 }
 """The book's recipe per stream, chosen on the held-out clips alone (`benchmarks/pretrain_recipe.py
---clips`, runs in `benchmarks/decisions/0004-ci-clip-networks-video-pretraining.md`, `benchmarks/decisions/0007-rgb-clip-network-kind-head.md`, `benchmarks/decisions/0014-rgb-clip-recipe-at-half-width.md`): RGB trains from layer3 for 8 epochs, with a second head
+--clips`, runs in `benchmarks/decisions/` 0004, 0007, 0014): RGB trains from layer3 for 8 epochs, with a second head
 naming the moving object's kind at loss weight 0.5 (trained on motion alone, the clip features
 dropped appearance). At width 64 the recipe was 4 epochs at weight 0.25 (at 0.5 the motion head
 lost 10 points); at the ci width of 32 that recipe fell 4 points on motion and 10 on the kind,
